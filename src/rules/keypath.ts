@@ -1,0 +1,68 @@
+// Reading a `match_` key out of an event. A path is dot-separated; a numeric
+// part indexes an array; an array met with a name part fans out over its
+// elements. The values a key yields are the scalars at the end: strings as they
+// are, numbers and booleans as their decimal/`true` text, arrays element by
+// element. Objects and null yield nothing, so a match on them fails like a
+// missing key.
+
+export interface KeyPath {
+  /** As written after `match_`, for messages. */
+  key: string;
+  /** Candidate paths, first one present wins (aliases have several). */
+  paths: Array<{ parts: string[]; join: boolean }>;
+}
+
+export function compileKeyPath(key: string, paths: string[]): KeyPath {
+  return {
+    key,
+    paths: paths.map((p) => {
+      const join = p.startsWith('join:');
+      return { parts: (join ? p.slice(5) : p).split('.'), join };
+    }),
+  };
+}
+
+const NUMERIC = /^\d+$/;
+
+function collect(v: unknown, parts: string[], i: number, out: unknown[]): void {
+  if (v === undefined || v === null) return;
+  if (i === parts.length) {
+    out.push(v);
+    return;
+  }
+  const part = parts[i]!;
+  if (Array.isArray(v)) {
+    if (NUMERIC.test(part)) collect(v[Number(part)], parts, i + 1, out);
+    else for (const el of v) collect(el, parts, i, out);
+    return;
+  }
+  if (typeof v === 'object') {
+    // A flattened key (`"process.executable": …` at this level) also counts.
+    const o = v as Record<string, unknown>;
+    if (Object.prototype.hasOwnProperty.call(o, part)) collect(o[part], parts, i + 1, out);
+    else if (i < parts.length - 1) {
+      const rest = parts.slice(i).join('.');
+      if (Object.prototype.hasOwnProperty.call(o, rest)) out.push(o[rest]);
+    }
+  }
+}
+
+function pushScalars(v: unknown, out: string[]): void {
+  if (typeof v === 'string') out.push(v);
+  else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') out.push(String(v));
+  else if (Array.isArray(v)) for (const el of v) pushScalars(el, out);
+}
+
+/** The text values `kp` yields from `event`; empty means the key is missing. */
+export function keyValues(event: unknown, kp: KeyPath): string[] {
+  for (const p of kp.paths) {
+    const found: unknown[] = [];
+    collect(event, p.parts, 0, found);
+    if (found.length === 0) continue;
+    const out: string[] = [];
+    for (const v of found) pushScalars(v, out);
+    if (out.length === 0) continue;
+    return p.join ? [out.join(' ')] : out;
+  }
+  return [];
+}

@@ -1,0 +1,116 @@
+import type { RuleSet, RuleNode } from './load.js';
+import { toRegExp } from './regex.js';
+import { compileKeyPath, keyValues, type KeyPath } from './keypath.js';
+
+// The decision tree, compiled from a RuleSet: regexes built once, nodes
+// immutable, so any number of evaluations share it. Evaluation is depth-first
+// from base: a passing node fires its trigger, then its watchers run.
+
+interface Matcher {
+  kp: KeyPath;
+  re: RegExp;
+}
+
+interface CompiledNode {
+  spec: RuleNode;
+  matchers: Matcher[];
+}
+
+/** Runs a script rule's check on an event: true = pass. Errors/timeouts resolve false (counted elsewhere). */
+export type ScriptCall = (node: number, event: unknown) => Promise<boolean>;
+
+export interface NodeTrace {
+  node: number;
+  depth: number;
+  /** False when an ancestor failed, so the node never ran. */
+  reached: boolean;
+  pass: boolean;
+  /** For a failed match node: the first match that failed and what the event had there. */
+  failed?: { key: string; pattern: string; values: string[] };
+}
+
+export class RuleTree {
+  readonly nodes: CompiledNode[];
+  readonly roots: number[];
+  readonly hasScripts: boolean;
+
+  constructor(readonly set: RuleSet) {
+    this.nodes = set.nodes.map((spec) => ({
+      spec,
+      matchers: spec.matches.map((m) => ({ kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern) })),
+    }));
+    this.roots = set.roots;
+    this.hasScripts = set.nodes.some((n) => n.action === 'script');
+  }
+
+  private matchNode(n: CompiledNode, event: unknown): Matcher | null {
+    for (const m of n.matchers) {
+      const values = keyValues(event, m.kp);
+      let ok = false;
+      for (const v of values) {
+        if (m.re.test(v)) {
+          ok = true;
+          break;
+        }
+      }
+      if (!ok) return m;
+    }
+    return null;
+  }
+
+  /**
+   * The nodes whose trigger fires for `event`, in firing order. Only for trees
+   * without script rules (the fast path the worker threads take).
+   */
+  evaluateSync(event: unknown): number[] {
+    const hits: number[] = [];
+    const visit = (i: number) => {
+      const n = this.nodes[i]!;
+      if (this.matchNode(n, event)) return;
+      if (n.spec.trigger) hits.push(i);
+      for (const w of n.spec.watchers) visit(w);
+    };
+    for (const r of this.roots) visit(r);
+    return hits;
+  }
+
+  /** As evaluateSync, awaiting script rules through `script`. */
+  async evaluate(event: unknown, script: ScriptCall): Promise<number[]> {
+    if (!this.hasScripts) return this.evaluateSync(event);
+    const hits: number[] = [];
+    const visit = async (i: number): Promise<void> => {
+      const n = this.nodes[i]!;
+      if (n.spec.action === 'script') {
+        if (!(await script(i, event))) return;
+      } else if (this.matchNode(n, event)) return;
+      if (n.spec.trigger) hits.push(i);
+      for (const w of n.spec.watchers) await visit(w);
+    };
+    for (const r of this.roots) await visit(r);
+    return hits;
+  }
+
+  /** Every node's outcome for one event, in tree order, including those never reached. */
+  async explain(event: unknown, script: ScriptCall): Promise<NodeTrace[]> {
+    const trace: NodeTrace[] = [];
+    const visit = async (i: number, depth: number, reached: boolean): Promise<void> => {
+      const n = this.nodes[i]!;
+      let pass = false;
+      let failed: NodeTrace['failed'];
+      if (reached) {
+        if (n.spec.action === 'script') pass = await script(i, event);
+        else {
+          const m = this.matchNode(n, event);
+          pass = m === null;
+          if (m) failed = { key: m.kp.key, pattern: m.re.source, values: keyValues(event, m.kp) };
+        }
+      }
+      const t: NodeTrace = { node: i, depth, reached, pass };
+      if (failed) t.failed = failed;
+      trace.push(t);
+      for (const w of n.spec.watchers) await visit(w, depth + 1, reached && pass);
+    };
+    for (const r of this.roots) await visit(r, 0, true);
+    return trace;
+  }
+}

@@ -1,0 +1,118 @@
+import { Writable } from 'node:stream';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { defineStage, BATCH_HWM, type Batch, type StageContext } from '../stage.js';
+import { SkafeError } from '../errors.js';
+import { toJsonLines, DELIVERED, type DeliveredHook } from './serialize.js';
+
+export interface JsonlOptions {
+  path: string;
+  /** fsync after every batch: what the server's acknowledgements need. */
+  fsync?: boolean;
+  mode?: number;
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'file to append JSON lines to; relative to the definition file' },
+    fsync: { type: 'boolean', default: false },
+    mode: { type: 'integer', minimum: 0, maximum: 0o777, default: 0o640 },
+  },
+};
+
+/**
+ * Appends one JSON object per line. A batch is one append (O_APPEND) and a
+ * short write is finished before the next batch, so a reader never sees a torn
+ * line. SIGHUP reopens the file by name, for logrotate.
+ */
+export class JsonlSink extends Writable {
+  private fh: fs.FileHandle | undefined;
+  private reopenWanted = false;
+  private readonly onHup = () => {
+    this.reopenWanted = true;
+  };
+
+  constructor(
+    private readonly file: string,
+    private readonly opts: { fsync: boolean; mode: number },
+    private readonly ctx: StageContext,
+  ) {
+    super({ objectMode: true, highWaterMark: BATCH_HWM });
+    process.on('SIGHUP', this.onHup);
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    this.open().then(() => cb(), cb);
+  }
+
+  private async open(): Promise<void> {
+    try {
+      await fs.mkdir(path.dirname(this.file), { recursive: true });
+      this.fh = await fs.open(this.file, 'a', this.opts.mode);
+    } catch (err) {
+      throw new SkafeError('SKAFE_OUTPUT_OPEN', `cannot open ${this.file} for writing: ${(err as Error).message}`, {
+        file: this.file,
+        cause: err,
+      });
+    }
+  }
+
+  override _write(batch: Batch<unknown>, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeBatch(batch).then(() => cb(), cb);
+  }
+
+  private async writeBatch(batch: Batch<unknown>): Promise<void> {
+    if (this.reopenWanted) {
+      this.reopenWanted = false;
+      const old = this.fh;
+      this.fh = undefined;
+      await old?.close();
+      await this.open();
+      this.ctx.counters.add('reopened');
+    }
+    const data = Buffer.from(toJsonLines(batch));
+    this.ctx.counters.in += batch.length;
+    let off = 0;
+    try {
+      while (off < data.length) {
+        const { bytesWritten } = await this.fh!.write(data, off, data.length - off);
+        off += bytesWritten;
+      }
+      if (this.opts.fsync) await this.fh!.datasync();
+    } catch (err) {
+      throw new SkafeError('SKAFE_OUTPUT_WRITE', `writing ${this.file} failed: ${(err as Error).message}`, {
+        file: this.file,
+        cause: err,
+      });
+    }
+    this.ctx.counters.out += batch.length;
+    (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const fh = this.fh;
+    if (!fh) return cb();
+    fh.datasync().then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    process.off('SIGHUP', this.onHup);
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh) fh.close().then(() => cb(err), () => cb(err));
+    else cb(err);
+  }
+}
+
+export default defineStage<JsonlOptions>({
+  kind: 'sink',
+  use: 'jsonl',
+  description: 'append events to a file as JSON lines (never a torn line; SIGHUP reopens it for logrotate)',
+  schema,
+  create(options, ctx) {
+    return new JsonlSink(path.resolve(ctx.baseDir, options.path), { fsync: options.fsync ?? false, mode: options.mode ?? 0o640 }, ctx);
+  },
+});

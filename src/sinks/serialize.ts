@@ -1,0 +1,12 @@
+import type { Batch } from '../stage.js';
+
+/** One JSON document per line for a whole batch: one string, so one write() call. */
+export function toJsonLines(batch: Batch<unknown>): string {
+  let s = '';
+  for (let i = 0; i < batch.length; i++) s += JSON.stringify(batch[i]) + '\n';
+  return s;
+}
+
+/** Called by sinks once a batch is written (and synced, if asked): the server queue's end-to-end ack. */
+export type DeliveredHook = (batch: Batch<unknown>, sink: string) => void;
+export const DELIVERED = 'delivered';

@@ -1,0 +1,272 @@
+import { Writable } from 'node:stream';
+import net from 'node:net';
+import tls from 'node:tls';
+import os from 'node:os';
+import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+import { SkafeError } from '../errors.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME } from '../link/frame.js';
+import { MsgType, PROTOCOL_VERSION, PING, encodeJson, decodeJson, encodeBatch, decodeAck, type Welcome } from '../link/protocol.js';
+import { Backoff } from '../link/backoff.js';
+import { readPem, requirePem } from '../link/tls-files.js';
+import { SPOOL_SERVICE, type SpoolService, type SpooledBatch } from '../link/services.js';
+
+// The agent's link to the server. Takes spooled batches, sends them while the
+// server has granted credits, keeps the sent-but-unacknowledged ones (bounded by
+// the credits) to resend after a reconnect, and reports acks to the spool.
+
+export interface TlsSinkOptions {
+  /** "host:port" entries, tried in order for failover. */
+  servers: string[];
+  /** Default true; false is plaintext, allowed only when set explicitly, with a warning. */
+  tls?: boolean;
+  cert?: string;
+  key?: string;
+  /** CA that signs the server's certificate. */
+  ca?: string;
+  /** Name checked against the server certificate (default: the host). */
+  servername?: string;
+  /** Sent in HELLO; the server uses the certificate CN when it has one. Default: host name. */
+  name?: string;
+  connect_timeout?: number;
+  handshake_timeout?: number;
+  heartbeat?: number;
+  idle_timeout?: number;
+  backoff_initial?: number;
+  backoff_max?: number;
+  max_frame?: number;
+}
+
+interface Target {
+  host: string;
+  port: number;
+}
+
+export class TlsLink extends Writable {
+  private sock: net.Socket | null = null;
+  private ready = false;
+  private credits = 0;
+  private unsent: SpooledBatch[] = [];
+  private inflight: SpooledBatch[] = [];
+  private waiting: (() => void) | null = null;
+  private attempt = 0;
+  private readonly backoff: Backoff;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastHeard = 0;
+  private stopping = false;
+  private readonly targets: Target[];
+  private readonly secure: tls.ConnectionOptions | null;
+
+  constructor(
+    private readonly opts: TlsSinkOptions,
+    private readonly ctx: StageContext,
+  ) {
+    super({ objectMode: true, highWaterMark: BATCH_HWM });
+    this.targets = opts.servers.map((s) => parseTarget(s));
+    this.backoff = new Backoff((opts.backoff_initial ?? 0.2) * 1000, (opts.backoff_max ?? 10) * 1000);
+    if (opts.tls === false) {
+      this.secure = null;
+      ctx.log.warn('tls link: plaintext (tls=false): events and the agent identity cross the network unencrypted and unauthenticated');
+    } else {
+      const stage = `stage ${ctx.index} (tls)`;
+      this.secure = {
+        cert: requirePem(ctx.baseDir, opts.cert, 'cert', stage),
+        key: requirePem(ctx.baseDir, opts.key, 'key', stage),
+        ca: readPem(ctx.baseDir, opts.ca, 'ca', stage),
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+      };
+    }
+  }
+
+  private get spool(): SpoolService | undefined {
+    return this.ctx.services.get(SPOOL_SERVICE) as SpoolService | undefined;
+  }
+
+  start(): void {
+    this.connect();
+    const hb = (this.opts.heartbeat ?? 10) * 1000;
+    const idle = (this.opts.idle_timeout ?? 30) * 1000;
+    this.heartbeatTimer = setInterval(() => {
+      if (!this.sock || !this.ready) return;
+      if (Date.now() - this.lastHeard > idle) {
+        this.drop(`no frame from the server for ${idle / 1000}s (idle timeout)`);
+        return;
+      }
+      this.sock.write(PING);
+    }, Math.min(hb, idle / 3));
+    this.heartbeatTimer.unref();
+  }
+
+  private connect(): void {
+    if (this.stopping || this.destroyed) return;
+    const t = this.targets[this.attempt % this.targets.length]!;
+    this.attempt++;
+    const where = `${t.host}:${t.port}`;
+    const handshakeMs = (this.opts.handshake_timeout ?? 10) * 1000;
+    const sock: net.Socket = this.secure
+      ? tls.connect({ ...this.secure, host: t.host, port: t.port, servername: this.opts.servername ?? (net.isIP(t.host) ? undefined : t.host) })
+      : net.connect({ host: t.host, port: t.port });
+    this.sock = sock;
+    sock.setNoDelay(true);
+    const timer = setTimeout(() => this.drop(`no welcome from ${where} within ${handshakeMs / 1000}s (handshake timeout)`), handshakeMs);
+    const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
+    const hello = () => {
+      const spool = this.spool;
+      if (!spool) return this.drop('no spool service in this pipeline (the tls sink needs a spool stage before it)');
+      const next = this.unsent[0]?.first ?? this.inflight[0]?.first ?? spool.nextOffset();
+      sock.write(encodeJson(MsgType.HELLO, { v: PROTOCOL_VERSION, agent: this.opts.name ?? os.hostname(), spool: spool.id, next }));
+    };
+    sock.once(this.secure ? 'secureConnect' : 'connect', hello);
+    sock.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      try {
+        for (const f of decoder.push(chunk)) {
+          if (f.type === MsgType.WELCOME) {
+            clearTimeout(timer);
+            this.onWelcome(decodeJson<Welcome>(f, 'WELCOME'), where);
+          } else if (f.type === MsgType.ACK) this.onAck(decodeAck(f).acked, decodeAck(f).credits);
+          else if (f.type === MsgType.REFUSE) this.drop(`server ${where} refused: ${decodeJson<{ reason: string }>(f, 'REFUSE').reason}`);
+          else if (f.type !== MsgType.PING) throw new SkafeError('SKAFE_PROTOCOL', `unexpected frame type ${f.type}`);
+        }
+      } catch (e) {
+        this.drop(`protocol error from ${where}: ${(e as Error).message}`);
+      }
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      this.drop(`${where}: ${e.code ? e.code + ' ' : ''}${e.message}`);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      if (this.sock === sock) this.drop(`${where} closed the connection`);
+    });
+  }
+
+  private onWelcome(w: Welcome, where: string): void {
+    if (w.v !== PROTOCOL_VERSION) return this.drop(`server ${where} speaks protocol ${w.v}, we speak ${PROTOCOL_VERSION}`);
+    this.ready = true;
+    this.backoff.reset();
+    this.attempt--; // stay on this server
+    this.ctx.counters.add('connects');
+    this.ctx.log.info(`connected to ${where}`, { acked: w.acked, credits: w.credits });
+    this.credits = w.credits;
+    this.onAck(w.acked, 0);
+  }
+
+  private onAck(acked: number, grant: number): void {
+    this.credits += grant;
+    while (this.inflight.length && last(this.inflight[0]!) <= acked) this.inflight.shift();
+    while (this.unsent.length && last(this.unsent[0]!) <= acked) this.unsent.shift();
+    if (acked >= 0) this.spool?.ack(acked);
+    this.flush();
+  }
+
+  private flush(): void {
+    const sock = this.sock;
+    if (sock && this.ready) {
+      while (this.credits > 0 && this.unsent.length) {
+        const b = this.unsent.shift()!;
+        sock.write(encodeBatch(b));
+        this.inflight.push(b);
+        this.credits--;
+        this.ctx.counters.out += b.count;
+      }
+    }
+    if (this.unsent.length === 0 && this.waiting) {
+      const cb = this.waiting;
+      this.waiting = null;
+      cb();
+    }
+  }
+
+  /** Lose the connection: everything in flight is resent after the next welcome. */
+  private drop(reason: string): void {
+    const sock = this.sock;
+    if (!sock) return;
+    this.sock = null;
+    const wasReady = this.ready;
+    this.ready = false;
+    this.credits = 0;
+    sock.removeAllListeners('close');
+    sock.on('error', () => {});
+    sock.destroy();
+    this.unsent = this.inflight.concat(this.unsent);
+    this.inflight = [];
+    if (this.stopping) return;
+    this.ctx.counters.add(wasReady ? 'disconnects' : 'connectFailures');
+    const delay = this.backoff.next();
+    const msg = `${wasReady ? 'disconnected' : 'cannot connect'}: ${reason}; retrying in ${(delay / 1000).toFixed(1)}s`;
+    if (wasReady || this.ctx.counters.firstReport('connect:' + reason.replace(/\d+(\.\d+)?s/g, ''))) this.ctx.log.warn(msg);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  override _write(chunk: SpooledBatch[], _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    for (const b of chunk) this.unsent.push(b);
+    this.ctx.counters.in += chunk.reduce((n, b) => n + b.count, 0);
+    this.waiting = cb;
+    this.flush();
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    // The spool ends its output only when everything is acknowledged (or it gave up at stop).
+    this.stopping = true;
+    this.shutdown();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.stopping = true;
+    this.shutdown();
+    cb(err);
+  }
+
+  private shutdown(): void {
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    const s = this.sock;
+    this.sock = null;
+    if (s) s.end();
+  }
+}
+
+const last = (b: SpooledBatch) => b.first + b.count - 1;
+
+function parseTarget(s: string): Target {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new SkafeError('SKAFE_DEFINITION_INVALID', `tls: server "${s}" is not host:port`, { field: 'servers' });
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export default defineStage<TlsSinkOptions>({
+  kind: 'sink',
+  use: 'tls',
+  description: 'the agent link: mutual-TLS connection to a skafe server, credit flow control, acks back to the spool, reconnect and failover',
+  schema: {
+    type: 'object',
+    properties: {
+      servers: { type: 'array', items: { type: 'string' }, minItems: 1 },
+      tls: { type: 'boolean' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      servername: { type: 'string' },
+      name: { type: 'string' },
+      connect_timeout: { type: 'number', exclusiveMinimum: 0 },
+      handshake_timeout: { type: 'number', exclusiveMinimum: 0 },
+      heartbeat: { type: 'number', exclusiveMinimum: 0 },
+      idle_timeout: { type: 'number', exclusiveMinimum: 0 },
+      backoff_initial: { type: 'number', exclusiveMinimum: 0 },
+      backoff_max: { type: 'number', exclusiveMinimum: 0 },
+      max_frame: { type: 'integer', minimum: 1024 },
+    },
+    required: ['servers'],
+    additionalProperties: false,
+  },
+  create(options, ctx) {
+    const link = new TlsLink(options, ctx);
+    link.start();
+    return link;
+  },
+});

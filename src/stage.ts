@@ -1,0 +1,91 @@
+import type { Readable, Writable, Duplex } from 'node:stream';
+import type { ErrorCode } from './errors.js';
+
+// The wire unit between stages is a *batch*: an array of items, carried as one
+// object-mode chunk. A per-item stream hop costs about a microsecond; at a
+// million records a second that alone would eat the budget, so stages pass
+// arrays (as Vector passes EventArrays). highWaterMark counts batches, and every
+// batch has at most MAX_BATCH items, so buffering stays bounded.
+export type Batch<T = unknown> = T[];
+export const MAX_BATCH = 512;
+export const BATCH_HWM = 8;
+
+export type StageKind = 'source' | 'transform' | 'sink';
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** The counters every stage keeps (Vector's component telemetry). */
+export class StageCounters {
+  in = 0;
+  out = 0;
+  dropped = 0;
+  malformed = 0;
+  /** stage-specific counters: bytesRead, evicted, lost, … */
+  readonly extra: Record<string, number> = Object.create(null);
+  private readonly reported = new Set<string>();
+
+  add(name: string, n = 1): void {
+    this.extra[name] = (this.extra[name] ?? 0) + n;
+  }
+
+  /** True the first time a given problem key is seen, so each kind of problem is logged once. */
+  firstReport(key: string): boolean {
+    if (this.reported.has(key)) return false;
+    // Bounded: past 64 distinct keys we stop logging new kinds, counters still count.
+    if (this.reported.size >= 64) return false;
+    this.reported.add(key);
+    return true;
+  }
+
+  toJSON(): Record<string, number> {
+    return { in: this.in, out: this.out, dropped: this.dropped, malformed: this.malformed, ...this.extra };
+  }
+}
+
+/** A per-record problem: counted, reported once per kind, never thrown. */
+export interface RecordProblem {
+  code: ErrorCode;
+  message: string;
+  file?: string;
+  line?: number;
+}
+
+export interface StageContext {
+  /** Relative paths in options resolve against this directory (the definition file's). */
+  baseDir: string;
+  /** Position and name of the stage, for messages: `stage 2 (coalesce)`. */
+  index: number;
+  name: string;
+  counters: StageCounters;
+  log: Logger;
+  /** Aborted when the pipeline is asked to stop: sources end their input, the rest drains. */
+  signal: AbortSignal;
+  /** Report a per-record problem: counts it as malformed and logs the first of each kind. */
+  problem(p: RecordProblem): void;
+  /**
+   * Side channels between stages of one pipeline, by name: the spool's
+   * acknowledgement hook that the link calls, the server queue's release hook
+   * that sinks call. Registered by the stage that owns the service.
+   */
+  services: Map<string, unknown>;
+}
+
+export type StageStream = Readable | Duplex | Writable;
+
+export interface StageDefinition<O = any> {
+  kind: StageKind;
+  /** The `use` name in definition files: sources and sinks are nouns, transforms verbs. */
+  use: string;
+  description: string;
+  /** JSON Schema of the options object (without `use`/`id`). */
+  schema: Record<string, unknown>;
+  create(options: O, ctx: StageContext): StageStream | Promise<StageStream>;
+}
+
+export function defineStage<O>(def: StageDefinition<O>): StageDefinition<O> {
+  return def;
+}

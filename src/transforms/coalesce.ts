@@ -1,0 +1,224 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { defineStage, BATCH_HWM, type Batch, type StageContext } from '../stage.js';
+import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
+import { interpret } from '../audit/interpret.js';
+import type { AuditEvent } from '../audit/event.js';
+import { getCursor, setCursor, type Cursor } from '../sources/text-records.js';
+
+export interface CoalesceOptions {
+  /** An open event completes once this many records of other events have arrived after its last one. */
+  lookahead?: number;
+  /** …or once a record this much later (event time, ms) has arrived. */
+  settleMs?: number;
+  /** …or after this long (wall clock) without a record for it: live sources go quiet. */
+  idleTimeoutMs?: number;
+  /** Open events held at most; past it the oldest is completed early and counted. */
+  maxOpen?: number;
+  /** Records one event may hold; further records are dropped and counted. */
+  maxRecords?: number;
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    lookahead: { type: 'integer', minimum: 1, default: 1000 },
+    settleMs: { type: 'integer', minimum: 0, default: 2000 },
+    idleTimeoutMs: { type: 'integer', minimum: 10, default: 1000 },
+    maxOpen: { type: 'integer', minimum: 1, default: 10000 },
+    maxRecords: { type: 'integer', minimum: 1, default: 10000 },
+  },
+};
+
+interface OpenEvent {
+  records: AuditRecord[];
+  /** Event time in ms, for settleMs. */
+  time: number;
+  /** Sequence number (records seen) of its latest record, for lookahead. */
+  lastSeq: number;
+  /** Wall-clock ms of its latest record, for idleTimeoutMs. */
+  lastWall: number;
+  /** Input batch its first record came in, for resume cursors. */
+  batchNo: number;
+}
+
+/**
+ * Records → events: every record sharing one `msg=audit(sec.ms:serial)` (and
+ * node) becomes one event, whatever the record types. auditd's log has no EOE
+ * records, so besides EOE an event completes once the input has clearly moved
+ * on (lookahead records or settleMs of event time later), after idleTimeoutMs
+ * of silence, or at end of input. The open-event map is the only state and
+ * it is capped (maxOpen).
+ */
+export class Coalescer extends Transform {
+  private readonly open = new Map<string, OpenEvent>();
+  private seq = 0;
+  private newest = 0;
+  private out: AuditEvent[] = [];
+  private idleTimer: NodeJS.Timeout | undefined;
+  private batchNo = 0;
+  /** Resume positions of recent input batches, oldest first; pruned to what open events still need. */
+  private readonly cursors: Array<{ batchNo: number; cursor: Cursor }> = [];
+  private lastCursor: Cursor | undefined;
+
+  constructor(
+    private readonly ctx: StageContext,
+    private readonly o: Required<CoalesceOptions>,
+  ) {
+    super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
+    this.idleTimer = setInterval(() => this.expireIdle(), Math.max(10, o.idleTimeoutMs >> 1));
+    this.idleTimer.unref();
+  }
+
+  override _transform(batch: Batch<AuditRecord>, _enc: BufferEncoding, done: TransformCallback): void {
+    const batchNo = ++this.batchNo;
+    const now = Date.now();
+    const counters = this.ctx.counters;
+    counters.in += batch.length;
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const seq = ++this.seq;
+      const key = r.node === undefined ? r.id : r.node + ' ' + r.id;
+      const time = r.sec * 1000 + r.msec;
+      if (time > this.newest) this.newest = time;
+      let ev = this.open.get(key);
+      if (r.typeNum === AUDIT_EOE) {
+        if (ev) {
+          this.open.delete(key);
+          this.complete(ev);
+        }
+        continue;
+      }
+      if (ev === undefined) {
+        if (this.open.size >= this.o.maxOpen) this.evictOldest();
+        ev = { records: [r], time, lastSeq: seq, lastWall: now, batchNo };
+        this.open.set(key, ev);
+      } else if (ev.records.length < this.o.maxRecords) {
+        ev.records.push(r);
+        ev.lastSeq = seq;
+        ev.lastWall = now;
+      } else {
+        counters.dropped++;
+        if (counters.firstReport('maxRecords')) {
+          this.ctx.log.warn(`event ${r.id} has more than ${this.o.maxRecords} records; the rest are dropped (counted)`);
+        }
+      }
+    }
+    this.expireSettled();
+    this.trackCursor(batchNo, getCursor(batch));
+    this.flushOut();
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    for (const ev of this.open.values()) this.complete(ev);
+    this.open.clear();
+    this.cursors.length = 0;
+    this.flushOut();
+    done();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    cb(err);
+  }
+
+  /** Complete, in order of first arrival, the events the input has clearly moved past. */
+  private expireSettled(): void {
+    const seqLimit = this.seq - this.o.lookahead;
+    const timeLimit = this.newest - this.o.settleMs;
+    for (const [key, ev] of this.open) {
+      if (ev.lastSeq > seqLimit && ev.time >= timeLimit) break;
+      this.open.delete(key);
+      this.complete(ev);
+    }
+  }
+
+  private expireIdle(): void {
+    if (this.open.size === 0 || this.writableEnded) return;
+    const limit = Date.now() - this.o.idleTimeoutMs;
+    let n = 0;
+    for (const [key, ev] of this.open) {
+      if (ev.lastWall > limit) continue;
+      this.open.delete(key);
+      this.complete(ev);
+      n++;
+    }
+    if (n) this.flushOut();
+  }
+
+  private evictOldest(): void {
+    const first = this.open.entries().next();
+    if (first.done) return;
+    const [key, ev] = first.value;
+    this.open.delete(key);
+    this.ctx.counters.add('evicted');
+    if (this.ctx.counters.firstReport('evicted')) {
+      this.ctx.log.warn(
+        `more than ${this.o.maxOpen} events open at once; completing the oldest early (SKAFE_EVENT_EVICTED, counted as "evicted")`,
+      );
+    }
+    this.complete(ev);
+  }
+
+  private complete(ev: OpenEvent): void {
+    const event = interpret(ev.records);
+    this.out.push(event);
+  }
+
+  private flushOut(): void {
+    if (this.out.length === 0) return;
+    const c = this.ctx.counters;
+    const cursor = this.resumeCursor();
+    // Bound the size of what we hand on, as every stage does.
+    while (this.out.length > 0) {
+      const chunk = this.out.length <= 512 ? this.out : this.out.splice(0, 512);
+      if (chunk === this.out) this.out = [];
+      c.out += chunk.length;
+      if (cursor) setCursor(chunk, cursor);
+      this.push(chunk);
+    }
+  }
+
+  // Re-reading from here loses nothing: just before the first record of the oldest open event.
+  private trackCursor(batchNo: number, cursor: Cursor | undefined): void {
+    if (!cursor) return;
+    this.lastCursor = cursor;
+    this.cursors.push({ batchNo, cursor });
+    let oldest = Infinity;
+    for (const ev of this.open.values()) {
+      oldest = ev.batchNo;
+      break; // Map order is first-arrival order: the first is the oldest.
+    }
+    // Keep the newest entry older than the oldest open event's batch, and everything after it.
+    while (this.cursors.length > 1 && this.cursors[1]!.batchNo < oldest) this.cursors.shift();
+    if (this.cursors.length > this.o.maxOpen + 16) this.cursors.splice(0, this.cursors.length - this.o.maxOpen - 16);
+  }
+
+  private resumeCursor(): Cursor | undefined {
+    if (!this.lastCursor) return undefined;
+    const first = this.open.values().next();
+    if (first.done) return this.lastCursor;
+    const oldest = first.value.batchNo;
+    const before = this.cursors.length && this.cursors[0]!.batchNo < oldest ? this.cursors[0]!.cursor : undefined;
+    return before;
+  }
+}
+
+export default defineStage<CoalesceOptions>({
+  kind: 'transform',
+  use: 'coalesce',
+  description: 'records → one event per kernel event (ECS/Auditbeat layout), completed on EOE, lookahead, settle time, idle time or end of input',
+  schema,
+  create(options, ctx: StageContext) {
+    return new Coalescer(ctx, {
+      lookahead: options.lookahead ?? 1000,
+      settleMs: options.settleMs ?? 2000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 1000,
+      maxOpen: options.maxOpen ?? 10000,
+      maxRecords: options.maxRecords ?? 10000,
+    });
+  },
+});
