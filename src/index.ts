@@ -5,10 +5,10 @@
 //
 // Streams pass *batches* (arrays of events) between stages; `each` lifts a
 // per-event function into that world (return undefined/null to drop an event).
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import chainImpl from 'stream-chain';
 import { stages as registry } from './registry.js';
-import { StageCounters, BATCH_HWM, type Batch, type StageStream, type Logger } from './stage.js';
+import { StageCounters, BATCH_HWM, type Batch, type Logger } from './stage.js';
 import { makeContext, stderrLogger } from './pipeline.js';
 import { validateDefinition } from './pipeline.js';
 import { SkafeError } from './errors.js';
@@ -34,7 +34,8 @@ export interface StageOptionsCommon {
 }
 
 /** Create one registered stage by name, its options checked against its schema as in a definition file. */
-export function stage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): StageStream {
+// Typed as Duplex so any stage slots into stream.pipeline/chain; sources are only readable, sinks only writable.
+export function stage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): Duplex {
   const def = registry[use];
   if (!def) throw new SkafeError('SKAFE_UNKNOWN_STAGE', `unknown stage "${use}"`, { field: 'use' });
   const kind = def.kind;
@@ -49,10 +50,10 @@ export function stage(use: string, options: Record<string, unknown> = {}, common
   });
   const s = def.create(options, ctx);
   if (s instanceof Promise) throw new SkafeError('SKAFE_USAGE', `stage "${use}" is asynchronous; use buildPipeline`);
-  return s;
+  return s as Duplex;
 }
 
-type StageFactory = (options?: Record<string, unknown>, common?: StageOptionsCommon) => StageStream;
+type StageFactory = (options?: Record<string, unknown>, common?: StageOptionsCommon) => Duplex;
 
 /** `stages.file({path})`, `stages.coalesce()`, `stages.jsonl({path})`, … one factory per registered stage. */
 export const stages: Record<string, StageFactory> = new Proxy({} as Record<string, StageFactory>, {

@@ -53,9 +53,8 @@ function validatorFor(def: StageDefinition): ValidateFunction {
   return v;
 }
 
-function describeAjvError(e: ErrorObject, prefix = ''): string {
-  const at = (e.instancePath || '').replace(/^\//, '').replace(/\//g, '.');
-  const field = prefix + at;
+function describeAjvError(e: ErrorObject, strip = ''): string {
+  const field = (e.instancePath || '').slice(strip.length).replace(/^\//, '').replace(/\//g, '.');
   switch (e.keyword) {
     case 'additionalProperties':
       return `unknown field "${field ? field + '.' : ''}${(e.params as { additionalProperty: string }).additionalProperty}"`;
@@ -83,7 +82,7 @@ export function validateDefinition(def: unknown, file = '<definition>'): Pipelin
     const e = validateTop.errors![0]!;
     const m = /^\/stages\/(\d+)/.exec(e.instancePath);
     const where = m ? `stage ${Number(m[1]) + 1}: ` : '';
-    throw new SkafeError('SKAFE_DEFINITION_INVALID', `${file}: ${where}${describeAjvError(e)}`, { file });
+    throw new SkafeError('SKAFE_DEFINITION_INVALID', `${file}: ${where}${describeAjvError(e, m ? m[0] : '')}`, { file });
   }
   const d = def as unknown as PipelineDefinition;
   checkStages(d.stages, file, '', true);

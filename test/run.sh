@@ -4,6 +4,7 @@
 # (only one process can be the audit daemon). `npm run torture` runs the long ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash test/setup-system.sh
 npx tsc -p tsconfig.json
 mode="${1:-test}"
 if [ "$mode" = torture ]; then

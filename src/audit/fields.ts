@@ -78,17 +78,67 @@ function isHexField(name: string, execve: boolean): boolean {
   return false;
 }
 
-/** Store a field; false when the name was taken and the value went under `name_2`, `name_3`, …. */
-function put(out: Fields, name: string, value: string): boolean {
-  if (out[name] !== undefined || name === '__proto__') {
-    // Repeated name (or one that would touch the prototype): keep both, never lose a field.
+/** Store a field; under `name_2`, `name_3`, … when the name is taken (never lose a field). */
+function put(out: Fields, name: string, value: string): void {
+  // ('__proto__' is never undefined on a plain object, so it takes this path too)
+  if (out[name] !== undefined) {
     let i = 2;
     while (out[`${name}_${i}`] !== undefined) i++;
     Object.defineProperty(out, `${name}_${i}`, { value, enumerable: true, writable: true, configurable: true });
-    return false;
+    return;
   }
   out[name] = value;
-  return true;
+}
+
+type Factory = (values: string[]) => Fields;
+
+/**
+ * The field names a record type had last time, slot by slot. Records of one
+ * type nearly always carry the same names in the same order. A name the shape
+ * predicts is recognised with one startsWith instead of a slice and a
+ * string-table lookup, and once a layout has repeated a few times its objects
+ * are built by a generated object literal (one hidden class, no keyed stores),
+ * the technique ajv and fast-json-stringify use. Keep one shape per record type.
+ */
+export class FieldShape {
+  readonly names: string[] = [];
+  readonly hex: boolean[] = [];
+  /** consecutive records that matched every slot */
+  streak = 0;
+  factory: Factory | undefined;
+  /** incremented whenever the layout changes, so derived caches can tell */
+  version = 0;
+
+  /** Forget slots from `slot` on (a record showed another layout). */
+  truncate(slot: number): void {
+    this.names.length = slot;
+    this.hex.length = slot;
+    this.streak = 0;
+    this.factory = undefined;
+    this.version++;
+  }
+}
+
+// Slots remembered per shape; fields past this are scanned without prediction.
+const MAX_SHAPE_SLOTS = 64;
+// Exact matches before a layout gets a generated factory.
+const FACTORY_AFTER = 8;
+
+// Shape slot of a msg='…' wrapper: not a field itself (a name cannot hold '=' and ').
+const MSG_SLOT = "msg='";
+
+/** A generated `(v) => ({ "arch": v[0], … })` for a layout, or undefined when one cannot be made safely. */
+function makeFactory(slots: readonly string[]): Factory | undefined {
+  const names = slots.filter((n) => n !== MSG_SLOT);
+  const seen = new Set<string>();
+  for (const n of names) {
+    // a repeated name would be lost in a literal; __proto__ would set the prototype
+    if (seen.has(n) || n === '__proto__') return undefined;
+    seen.add(n);
+  }
+  // JSON.stringify quotes the names safely: they are data, never code.
+  const body = names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ');
+  return new Function('v', `return { ${body} };`) as Factory;
 }
 
 // Problems found by the current scan. Module state rather than a closure per
@@ -101,55 +151,131 @@ function problem(message: string): void {
   problemSink?.(message);
 }
 
+// The current record's fields, in order, before they become an object.
+// Reused between calls; bounded by the record length.
+const fieldNames: string[] = [];
+const fieldValues: string[] = [];
+let fieldCount = 0;
+/** every field so far was the name its shape slot predicted */
+let exact = true;
+
+/** True when the last scanFields call's record had exactly its shape's remembered layout. */
+export function lastScanWasExact(): boolean {
+  return exact;
+}
+
 /**
- * Scan `body` into `out`. `execve` marks an EXECVE record (its aN values are
- * hex-capable). Malformed values are kept as written and reported to
- * `onProblem`. Returns the number of problems.
+ * Scan one record: `body` (the text after `): `) and, when present, auditd's
+ * ENRICHED part, into one object. `execve` marks an EXECVE record (its aN
+ * values are hex-capable). `shape` (one per record type) makes it fast.
+ * Malformed values are kept as written and reported to `onProblem`; the
+ * number of problems is available from lastProblemCount().
  */
-export function scanFields(body: string, out: Fields, execve: boolean, onProblem?: ProblemSink): number {
+export function scanFields(body: string, enriched: string | undefined, execve: boolean, shape: FieldShape, onProblem?: ProblemSink): Fields {
   problemCount = 0;
   problemSink = onProblem;
-  scan(body, out, execve, 0, body.length);
+  fieldCount = 0;
+  exact = true;
+  let slot = scan(body, execve, 0, body.length, shape, 0);
+  if (enriched !== undefined) slot = scan(enriched, false, 0, enriched.length, shape, slot);
   problemSink = undefined;
+  if (slot !== shape.names.length) {
+    if (slot < shape.names.length) shape.truncate(slot);
+    exact = false;
+  }
+  let out: Fields;
+  if (exact) {
+    if (shape.factory === undefined && ++shape.streak >= FACTORY_AFTER && shape.streak < FACTORY_AFTER + 2) {
+      shape.factory = makeFactory(shape.names);
+    }
+    if (shape.factory !== undefined) {
+      out = shape.factory(fieldValues);
+      fieldValues.length = 0;
+      return out;
+    }
+  } else {
+    shape.streak = 0;
+  }
+  out = {};
+  for (let k = 0; k < fieldCount; k++) put(out, fieldNames[k]!, fieldValues[k]!);
+  fieldValues.length = 0;
+  return out;
+}
+
+/** Problems the last scanFields call found. */
+export function lastProblemCount(): number {
   return problemCount;
 }
 
-function scan(body: string, out: Fields, execve: boolean, from: number, to: number): void {
+function emit(name: string, value: string): number {
+  fieldNames[fieldCount] = name;
+  fieldValues[fieldCount] = value;
+  return fieldCount++;
+}
+
+function scan(body: string, execve: boolean, from: number, to: number, shape: FieldShape, slot: number): number {
   let pos = from;
   // The last unquoted plain value, so a bare word after it ("op=adding group") extends it.
-  let lastName: string | undefined;
+  let lastField = -1;
+  let unparsedField = -1;
+  const names = shape.names;
   while (pos < to) {
     while (pos < to && body.charCodeAt(pos) === SP) pos++;
     if (pos >= to) break;
-    // name: up to '=' or space
-    let i = pos;
-    let c = 0;
-    while (i < to) {
-      c = body.charCodeAt(i);
-      if (c === EQ || c === SP) break;
-      i++;
+    let name: string;
+    let hex: boolean;
+    let i: number;
+    const predicted = slot < names.length ? names[slot]! : undefined;
+    if (predicted === MSG_SLOT && body.startsWith(MSG_SLOT, pos)) {
+      name = 'msg';
+      hex = false;
+      i = pos + 3;
+    } else if (predicted !== undefined && pos + predicted.length < to && body.startsWith(predicted, pos) && body.charCodeAt(pos + predicted.length) === EQ) {
+      name = predicted;
+      hex = shape.hex[slot]!;
+      i = pos + predicted.length;
+    } else {
+      // name: up to '=' or space
+      i = pos;
+      let c = 0;
+      while (i < to) {
+        c = body.charCodeAt(i);
+        if (c === EQ || c === SP) break;
+        i++;
+      }
+      if (i >= to || c === SP) {
+        // bare word: extends the previous unquoted value, or is collected as unparsed text
+        const word = body.slice(pos, i);
+        if (lastField >= 0) fieldValues[lastField] += ' ' + word;
+        else if (unparsedField >= 0) fieldValues[unparsedField] += ' ' + word;
+        else {
+          unparsedField = emit(UNPARSED, word);
+          exact = false;
+        }
+        pos = i + 1;
+        continue;
+      }
+      name = body.slice(pos, i);
+      hex = isHexField(name, execve);
+      exact = false;
+      if (slot < MAX_SHAPE_SLOTS) {
+        shape.truncate(slot);
+        names[slot] = name;
+        shape.hex[slot] = hex;
+      }
     }
-    if (i >= to || c === SP) {
-      // bare word: extends the previous unquoted value, or is collected as unparsed text
-      const word = body.slice(pos, i);
-      if (lastName !== undefined) out[lastName] += ' ' + word;
-      else if (out[UNPARSED] !== undefined) out[UNPARSED] += ' ' + word;
-      else out[UNPARSED] = word;
-      pos = i + 1;
-      continue;
-    }
-    const name = body.slice(pos, i);
+    slot++;
     const vs = i + 1;
     const first = vs < to ? body.charCodeAt(vs) : -1;
-    lastName = undefined;
+    lastField = -1;
     if (first === DQ) {
       const end = body.indexOf('"', vs + 1);
       if (end < 0 || end >= to) {
         problem(`field ${name}: unterminated double quote`);
-        put(out, name, body.slice(vs, to));
+        emit(name, body.slice(vs, to));
         break;
       }
-      put(out, name, body.slice(vs + 1, end));
+      emit(name, body.slice(vs + 1, end));
       pos = end + 1;
     } else if (first === SQ) {
       let end = body.indexOf("'", vs + 1);
@@ -157,9 +283,12 @@ function scan(body: string, out: Fields, execve: boolean, from: number, to: numb
         problem(`field ${name}: unterminated single quote`);
         end = to;
       }
-      // userspace records: msg='op=… acct="x" res=success' carries the real fields
-      if (name === 'msg') scan(body, out, false, vs + 1, end);
-      else put(out, name, body.slice(vs + 1, end));
+      if (name === 'msg') {
+        // userspace records: msg='op=… acct="x" res=success' carries the real fields;
+        // msg itself is no field, its slot says "the inner fields follow"
+        if (names[slot - 1] === 'msg') names[slot - 1] = MSG_SLOT;
+        slot = scan(body, false, vs + 1, end, shape, slot);
+      } else emit(name, body.slice(vs + 1, end));
       pos = end + 1;
     } else if (first === LBRACE) {
       let end = body.indexOf('}', vs + 1);
@@ -167,20 +296,21 @@ function scan(body: string, out: Fields, execve: boolean, from: number, to: numb
         problem(`field ${name}: unterminated brace`);
         end = to - 1;
       }
-      put(out, name, body.slice(vs, end + 1));
+      emit(name, body.slice(vs, end + 1));
       pos = end + 1;
     } else {
       let end = body.indexOf(' ', vs);
       if (end < 0 || end > to) end = to;
       const v = body.slice(vs, end);
-      if (isHexField(name, execve)) {
-        put(out, name, decodeUnquoted(name, v));
-      } else if (put(out, name, v) && !BINARY_FIELDS.has(name)) {
-        lastName = name;
+      if (hex) emit(name, decodeUnquoted(name, v));
+      else {
+        const k = emit(name, v);
+        if (!BINARY_FIELDS.has(name)) lastField = k;
       }
       pos = end + 1;
     }
   }
+  return slot;
 }
 
 /**

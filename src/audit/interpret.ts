@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { AuditRecord } from './record.js';
 import type { AuditEvent } from './event.js';
-import { scanFields, rawFieldList, rawValueBytes, type Fields, type ProblemSink } from './fields.js';
+import { scanFields, rawFieldList, rawValueBytes, FieldShape, type Fields, type ProblemSink } from './fields.js';
 import { archFromHex } from './arch.js';
 import { userName, groupName } from './users.js';
 import { decodeSockaddr, type SocketAddress } from './sockaddr.js';
@@ -32,6 +32,21 @@ const OTHER_MAPPED: ReadonlySet<string> = new Set([
 const DESTINATION_SYSCALLS: ReadonlySet<string> = new Set(['connect', 'sendto', 'sendmsg', 'sendmmsg']);
 const SOURCE_SYSCALLS: ReadonlySet<string> = new Set(['bind', 'accept', 'accept4', 'recvfrom', 'recvmsg', 'recvmmsg']);
 
+// Field layouts remembered per record type, see FieldShape. Bounded: past
+// MAX_SHAPES distinct types, the others share one (slower, still correct).
+const MAX_SHAPES = 512;
+const shapes = new Map<string, FieldShape>();
+const sharedShape = new FieldShape();
+
+function shapeFor(type: string): FieldShape {
+  let s = shapes.get(type);
+  if (s === undefined) {
+    if (shapes.size >= MAX_SHAPES) return sharedShape;
+    shapes.set(type, (s = new FieldShape()));
+  }
+  return s;
+}
+
 interface Named {
   id: string;
   name?: string;
@@ -55,10 +70,7 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
 
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
-    const fields: Fields = {};
-    const isExecve = r.type === 'EXECVE';
-    scanFields(r.body, fields, isExecve, onProblem);
-    if (r.enriched !== undefined) scanFields(r.enriched, fields, false, onProblem);
+    const fields = scanFields(r.body, r.enriched, r.type === 'EXECVE', shapeFor(r.type), onProblem);
     recs[i] = { type: r.type, fields };
     if (node === undefined && r.node !== undefined) node = r.node;
     switch (r.type) {

@@ -45,12 +45,18 @@ function load(file: string): Db {
   return { file, names, mtimeMs, checkedAt: Date.now() };
 }
 
+// Lookups between two clock reads: the reload check costs a clock read, and
+// there are about ten lookups per event.
+const CHECK_EVERY = 1024;
+let lookups = 0;
+
 function db(file: string): Db {
   let d = dbs.get(file);
   if (d === undefined) {
     d = load(file);
     dbs.set(file, d);
-  } else {
+  } else if (++lookups >= CHECK_EVERY) {
+    lookups = 0;
     const now = Date.now();
     if (now - d.checkedAt > RELOAD_MS) {
       d.checkedAt = now;

@@ -7,6 +7,10 @@ const commands: Record<string, () => Promise<Command>> = {
   run: () => import('./commands/run.js'),
   validate: () => import('./commands/validate.js'),
   tail: () => import('./commands/tail.js'),
+  'audit-rules': () => import('./commands/audit-rules.js'),
+  rules: () => import('./commands/rules.js'),
+  agent: () => import('./commands/agent.js'),
+  server: () => import('./commands/server.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -78,14 +78,15 @@ export function decodeBatch(f: Frame): BatchMsg {
 
 export function encodeAck(a: AckMsg): Buffer {
   const p = Buffer.allocUnsafe(10);
-  p.writeUIntBE(Math.max(0, a.acked), 0, 6);
+  // Sent as acked+1 so "nothing yet" (-1) fits an unsigned field.
+  p.writeUIntBE(a.acked + 1, 0, 6);
   p.writeUInt32BE(a.credits, 6);
   return encodeFrame(MsgType.ACK, p);
 }
 
 export function decodeAck(f: Frame): AckMsg {
   if (f.payload.length !== 10) throw new SkafeError('SKAFE_PROTOCOL', 'bad ACK frame');
-  return { acked: f.payload.readUIntBE(0, 6), credits: f.payload.readUInt32BE(6) };
+  return { acked: f.payload.readUIntBE(0, 6) - 1, credits: f.payload.readUInt32BE(6) };
 }
 
 export const PING = encodeFrame(MsgType.PING);

@@ -28,7 +28,9 @@ export interface CompiledPattern {
   flags: string;
 }
 
-export class PatternError extends Error {}
+export class PatternError extends Error {
+  override name = 'PatternError';
+}
 
 // POSIX bracket classes, valid inside [...] in both flavours (RE2 accepts them
 // in its Perl syntax too). ASCII, as in the C locale auditd logs are written in.
@@ -63,6 +65,11 @@ export function compilePattern(pattern: string, type: RegexType): CompiledPatter
       rest = pattern.slice(m[0].length);
     }
     source = translatePerl(rest);
+    // The linear engine has no `i` flag: spell case-insensitivity out as classes instead.
+    if (flags.includes('i')) {
+      source = foldCase(source);
+      flags = flags.replace('i', '');
+    }
   }
   try {
     // The linear engine's acceptance is the proof the pattern cannot backtrack catastrophically.
@@ -221,4 +228,38 @@ function bracket(p: string, i: number, type: RegexType): [string, number] {
 
 function escapeInClass(ch: string): string {
   return /[\\\]\[^-]/.test(ch) ? '\\' + ch : ch;
+}
+
+/** `ab[c-d]` → `[aA][bB][c-dC-D]`: case-insensitive matching without the `i` flag. */
+function foldCase(src: string): string {
+  const isLetter = (c: string) => /[a-zA-Z]/.test(c);
+  const other = (c: string) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (c === '\\') {
+      const n = src[i + 1] ?? '';
+      const extra = n === 'x' ? 2 : n === 'u' ? 4 : n === 'c' ? 1 : 0;
+      out += src.slice(i, i + 2 + extra);
+      i += 1 + extra;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+      if (isLetter(c) && src[i + 1] === '-' && isLetter(src[i + 2] ?? '')) {
+        const to = src[i + 2]!;
+        out += `${c}-${to}${other(c)}-${other(to)}`;
+        i += 2;
+      } else out += isLetter(c) ? c + other(c) : c;
+    } else if (c === '[') {
+      inClass = true;
+      out += c;
+      if (src[i + 1] === '^') out += src[++i];
+    } else if (c === '(' && src[i + 1] === '?' && src[i + 2] === '<' && src[i + 3] !== '=' && src[i + 3] !== '!') {
+      // A named group: its name is not pattern text.
+      const end = src.indexOf('>', i);
+      out += src.slice(i, end + 1);
+      i = end;
+    } else out += isLetter(c) ? `[${c}${other(c)}]` : c;
+  }
+  return out;
 }

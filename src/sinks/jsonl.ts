@@ -50,8 +50,13 @@ export class JsonlSink extends Writable {
 
   private async open(): Promise<void> {
     try {
-      await fs.mkdir(path.dirname(this.file), { recursive: true });
-      this.fh = await fs.open(this.file, 'a', this.opts.mode);
+      try {
+        this.fh = await fs.open(this.file, 'a', this.opts.mode);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await mkdirs(path.dirname(this.file));
+        this.fh = await fs.open(this.file, 'a', this.opts.mode);
+      }
     } catch (err) {
       throw new SkafeError('SKAFE_OUTPUT_OPEN', `cannot open ${this.file} for writing: ${(err as Error).message}`, {
         file: this.file,
@@ -104,6 +109,21 @@ export class JsonlSink extends Writable {
     this.fh = undefined;
     if (fh) fh.close().then(() => cb(err), () => cb(err));
     else cb(err);
+  }
+}
+
+// fs.mkdir({recursive}) spins forever on some pseudo file systems (/proc): walk up ourselves.
+async function mkdirs(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw err;
+    await mkdirs(path.dirname(dir));
+    await fs.mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   }
 }
 

@@ -68,6 +68,10 @@ export class Spool extends Duplex implements SpoolService {
   private readonly maxAgeMs: number;
   private readonly dropOldest: boolean;
   private readonly status: boolean;
+  /** Resumable input: ids of the last events written with a cursor (cap RECENT_IDS), and on restart the ones to skip. */
+  private recent: string[] = [];
+  private skipIds = new Set<string>();
+  private skipChecked = 0;
 
   constructor(
     private readonly opts: SpoolOptions,
@@ -120,7 +124,11 @@ export class Spool extends Duplex implements SpoolService {
   private async load(): Promise<void> {
     this.db = new Level<string, Buffer>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     await this.db.open();
-    const meta = await this.db.getMany(['m:id', 'm:acked', 'm:next']);
+    const meta = await this.db.getMany(['m:id', 'm:acked', 'm:next', 'm:recent']);
+    if (meta[3]) {
+      this.recent = JSON.parse(meta[3].toString()) as string[];
+      this.skipIds = new Set(this.recent);
+    }
     this.id = meta[0]?.toString() ?? '';
     if (!/^[0-9a-f]{32}$/.test(this.id)) {
       if (meta[0] !== undefined) throw new CorruptSpool('spool identity is unreadable');
@@ -167,8 +175,9 @@ export class Spool extends Duplex implements SpoolService {
   override _writev(chunks: Array<{ chunk: unknown[] }>, cb: (e?: Error | null) => void): void {
     const batches = chunks.map((c) => c.chunk).filter((b) => Array.isArray(b));
     const cursor = lastCursor(batches);
-    const events = batches.flat();
+    let events = batches.flat();
     for (const b of batches) this.ctx.counters.in += b.length;
+    if (this.skipIds.size) events = this.skipResent(events);
     this.append(events, cursor).then(
       () => this.afterWrite(cb),
       (e) => cb(new SkafeError('SKAFE_SPOOL', `spool write failed: ${(e as Error).message}`, { cause: e })),
@@ -197,7 +206,17 @@ export class Spool extends Duplex implements SpoolService {
       added.push(e);
     }
     ops.push({ type: 'put', key: 'm:next', value: Buffer.from(String(this.next)) });
-    if (cursor !== undefined) ops.push({ type: 'put', key: 'm:cursor', value: Buffer.from(JSON.stringify(cursor)) });
+    if (cursor !== undefined) {
+      // The cursor sits before the oldest still-open event, so a restart re-reads
+      // events that completed after it: remember their ids to skip them then.
+      for (const ev of events) {
+        const id = eventId(ev);
+        if (id !== undefined) this.recent.push(id);
+      }
+      if (this.recent.length > RECENT_IDS) this.recent = this.recent.slice(-RECENT_IDS);
+      ops.push({ type: 'put', key: 'm:cursor', value: Buffer.from(JSON.stringify(cursor)) });
+      ops.push({ type: 'put', key: 'm:recent', value: Buffer.from(JSON.stringify(this.recent)) });
+    }
     await this.db.batch(ops, { sync: true });
     for (const e of added) {
       this.entries.push(e);
@@ -205,6 +224,19 @@ export class Spool extends Duplex implements SpoolService {
     }
     this.ctx.counters.add('spooledBytes', added.reduce((n, e) => n + e.size, 0));
     this.kick();
+  }
+
+  private skipResent(events: unknown[]): unknown[] {
+    const kept = events.filter((ev) => {
+      const id = eventId(ev);
+      if (id === undefined || !this.skipIds.delete(id)) return true;
+      this.ctx.counters.add('resumeSkipped');
+      return false;
+    });
+    // Past the re-read stretch nothing more can match: stop checking.
+    this.skipChecked += events.length;
+    if (this.skipChecked > 2 * RECENT_IDS) this.skipIds.clear();
+    return kept;
   }
 
   private afterWrite(cb: () => void): void {
@@ -381,6 +413,29 @@ export class Spool extends Duplex implements SpoolService {
 }
 
 class CorruptSpool extends Error {}
+
+/** How many recent event ids resumable input remembers (the re-read stretch after a restart). */
+const RECENT_IDS = 2048;
+
+function eventId(ev: unknown): string | undefined {
+  const id = (ev as { event?: { id?: unknown } })?.event?.id;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** The resume cursor committed with the spool's events, read before the pipeline starts (the file source needs it first). */
+export async function readSpoolCursor(dir: string): Promise<{ path?: string; dev: number; ino: number; offset: number } | undefined> {
+  if (!fs.existsSync(dir)) return undefined;
+  const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  try {
+    await db.open();
+    const v = await db.get('m:cursor');
+    return v ? JSON.parse(v.toString()) : undefined;
+  } catch {
+    return undefined; // a corrupt spool is handled (moved aside) when the spool stage opens it
+  } finally {
+    await db.close().catch(() => {});
+  }
+}
 
 function lastCursor(batches: unknown[][]): unknown {
   for (let i = batches.length - 1; i >= 0; i--) {

@@ -252,15 +252,25 @@ class AuditSocket : public Napi::ObjectWrap<AuditSocket> {
           size_t len = msgs_[i].msg_len;
           auto* nlh = reinterpret_cast<struct nlmsghdr*>(iovs_[i].iov_base);
           int remaining = static_cast<int>(len);
-          for (; NLMSG_OK(nlh, remaining); nlh = NLMSG_NEXT(nlh, remaining)) {
+          // Records carry a short nlmsg_len (see below): only the header fields matter for them.
+          for (; remaining >= static_cast<int>(NLMSG_HDRLEN) &&
+                 (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG || NLMSG_OK(nlh, remaining));
+               nlh = NLMSG_NEXT(nlh, remaining)) {
             const char* data = static_cast<const char*>(NLMSG_DATA(nlh));
             size_t dlen = nlh->nlmsg_len - NLMSG_HDRLEN;
             flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_type));
             flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_seq));
             if (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG) {
+              // Each record is a datagram of its own, and on the unicast path the
+              // kernel sets nlmsg_len to the payload length alone (a quirk auditd
+              // depends on; multicast copies get it fixed). So the datagram
+              // length is the one to trust, and the record ends this datagram.
+              dlen = len - NLMSG_HDRLEN;
+              remaining = 0;
               // Record text: drop trailing NULs/newlines some senders include.
               while (dlen > 0 && (data[dlen - 1] == '\0' || data[dlen - 1] == '\n')) dlen--;
               flat.Set(n++, Napi::String::New(env, data, dlen));
+              break;
             } else {
               flat.Set(n++, Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(data), dlen));
             }

@@ -1,0 +1,151 @@
+// npm run bench (delivery part): 1, 10 and 50 agents (real spools on disk,
+// mutual TLS on loopback, split over two agent processes) to one server
+// process (listen → durable queue → stdout read by this process). Reports
+// aggregate events/s (durable on the server AND written by its sink), agent and
+// server peak RSS, and end-to-end p50/p99 latency at a fixed 5,000 events/s.
+// Then the same lines through rsyslog (TLS, disk-assisted queue) as a reference.
+// Brief on purpose: the machine is shared.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { buildPipeline } from '../src/pipeline.js';
+import { makeCerts } from '../test/helpers/certs.js';
+import { rsyslogReference } from './rsyslog-reference.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const skafe = path.join(root, 'bin', 'skafe');
+const TOTAL = Number(process.env.BENCH_DELIVERY_EVENTS ?? 150_000);
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-bench-delivery-'));
+const certs = makeCerts();
+const templates = path.join(work, 'templates.jsonl');
+await (await buildPipeline({ stages: [{ use: 'file', path: path.join(root, 'test/fixtures/dev-1/audit.log') }, { use: 'coalesce' }, { use: 'jsonl', path: templates }] } as never, { log: { info() {}, warn() {}, error() {} } })).run();
+
+const peakKb = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+async function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+interface Server {
+  proc: ChildProcess;
+  port: number;
+  /** Resolves when `n` events have come out of the server's sink. */
+  received(n: number, onEvent?: (line: string) => void): Promise<void>;
+}
+
+async function startServer(tag: string): Promise<Server> {
+  const port = await freePort();
+  const def = {
+    stages: [
+      { use: 'listen', host: '127.0.0.1', port, cert: certs.server.cert, key: certs.server.key, ca: certs.ca, credits: 32, status_events: false },
+      { use: 'queue', dir: path.join(work, `queue-${tag}`) },
+      { use: 'stdout' },
+    ],
+  };
+  const file = path.join(work, `server-${tag}.json`);
+  fs.writeFileSync(file, JSON.stringify(def));
+  const proc = spawn(process.execPath, [skafe, 'run', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let count = 0;
+  let want = Infinity;
+  let done: (() => void) | undefined;
+  let each: ((l: string) => void) | undefined;
+  const rl = readline.createInterface({ input: proc.stdout! });
+  rl.on('line', (l) => {
+    count++;
+    each?.(l);
+    if (count >= want) done?.();
+  });
+  for (let i = 0; i < 200; i++) {
+    if (await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    proc,
+    port,
+    received: (n, onEvent) => {
+      each = onEvent;
+      want = n;
+      return new Promise<void>((r) => (count >= n ? r() : (done = r)));
+    },
+  };
+}
+
+function startAgents(port: number, agents: number, perAgent: number, rate: number, tag: string): Array<Promise<{ peakMb: number; pid: number }>> {
+  const procs = Math.min(2, agents);
+  const out = [];
+  for (let p = 0; p < procs; p++) {
+    const k = Math.floor(agents / procs) + (p < agents % procs ? 1 : 0);
+    const first = p * Math.ceil(agents / procs);
+    const arg = { agents: k, first, events: perAgent, rate, port, dir: path.join(work, `agents-${tag}`), templates, cert: certs.client.cert, key: certs.client.key, ca: certs.ca };
+    const proc = spawn(process.execPath, [path.join(here, 'delivery-agents.js'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    out.push(
+      new Promise<{ peakMb: number; pid: number }>((resolve, reject) => {
+        let text = '';
+        proc.stdout!.on('data', (d) => (text += d));
+        proc.on('exit', (code) => (code === 0 ? resolve({ peakMb: JSON.parse(text.trim().split('\n').at(-1)!).peakMb, pid: proc.pid! }) : reject(new Error(`agent host exited ${code}`))));
+      }),
+    );
+  }
+  return out;
+}
+
+const rows: string[] = [];
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+for (const agents of [1, 10, 50]) {
+  const server = await startServer(`t${agents}`);
+  const perAgent = Math.ceil(TOTAL / agents);
+  const total = perAgent * agents;
+  const t0 = performance.now();
+  const hosts = startAgents(server.port, agents, perAgent, 0, `t${agents}`);
+  await server.received(total);
+  const secs = (performance.now() - t0) / 1000;
+  const agentPeaks = await Promise.all(hosts);
+  const serverPeak = peakKb(server.proc.pid!) / 1024;
+  server.proc.kill('SIGTERM');
+  rows.push(`throughput  ${String(agents).padStart(2)} agents  ${fmt(total / secs).padStart(9)} events/s  (${fmt(total)} events in ${secs.toFixed(1)} s)  server peak RSS ${serverPeak.toFixed(0)} MB, agent process peak RSS ${agentPeaks.map((a) => a.peakMb.toFixed(0)).join('/')} MB`);
+  process.stderr.write(rows.at(-1) + '\n');
+}
+
+// Latency: a fixed 5,000 events/s (one agent, and 10 agents at 500/s each), measured from the
+// agent's source to the line coming out of the server's sink.
+for (const [agents, seconds] of [[1, 8], [10, 8]] as const) {
+  const server = await startServer(`l${agents}`);
+  const perAgent = (5000 / agents) * seconds;
+  const lat: number[] = [];
+  const hosts = startAgents(server.port, agents, perAgent, 5000 / agents, `l${agents}`);
+  await server.received(perAgent * agents, (l) => {
+    const i = l.lastIndexOf('"bench":{"t":');
+    if (i >= 0) lat.push(performance.timeOrigin + performance.now() - parseFloat(l.slice(i + 13)));
+  });
+  await Promise.all(hosts);
+  server.proc.kill('SIGTERM');
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!;
+  rows.push(`latency     ${String(agents).padStart(2)} agents  5,000 events/s  p50 ${q(0.5).toFixed(1)} ms  p99 ${q(0.99).toFixed(1)} ms  max ${lat.at(-1)!.toFixed(1)} ms  (${lat.length} events)`);
+  process.stderr.write(rows.at(-1) + '\n');
+}
+
+// Reference: rsyslog over TLS with a disk-assisted queue, the same lines.
+const ref = await rsyslogReference({ work, certs, templates, lines: TOTAL }).catch((e: Error) => ({ error: e.message }));
+if ('error' in ref) rows.push(`rsyslog reference: not run (${ref.error})`);
+else {
+  const skafe10 = Number(/10 agents\s+([\d,]+)/.exec(rows.join('\n'))?.[1]?.replace(/,/g, '') ?? 0);
+  rows.push(`rsyslog     TLS + disk-assisted queue, 1 sender  ${fmt(ref.eventsPerSecond)} lines/s (${fmt(ref.lines)} lines in ${ref.seconds.toFixed(1)} s); skafe 10 agents / rsyslog = ${(skafe10 / ref.eventsPerSecond).toFixed(2)}×`);
+}
+
+process.stdout.write(['', 'delivery (mTLS on loopback, spools and queue on disk):', ...rows.map((r) => '  ' + r), ''].join('\n'));
+if (!process.env.SKAFE_KEEP) fs.rmSync(work, { recursive: true, force: true });
+fs.rmSync(certs.dir, { recursive: true, force: true });
+void execFileSync;

@@ -1,0 +1,75 @@
+import path from 'node:path';
+import { parseIni, iniGet, iniError, type IniKey } from './ini.js';
+import { bool, int, bytes, oneOf } from './ini-values.js';
+import type { PipelineDefinition, StageSpec } from '../pipeline.js';
+
+// `skafe server -config FILE`: the original SKAFE server keys plus the new ones,
+// written into the shipped pipelines/server.json.
+//
+// original: port (6969), tls, tlscert, tlskey, tlsca, serverlog, eventlog (stdout),
+//           alertlog, rulesdir (read by the rules stage when it is wired in)
+// new:      host, queuedir, queue_max_bytes, credits, reverse_dns, eventlog_fsync
+
+export const SERVER_KEYS = [
+  'port', 'host', 'tls', 'tlscert', 'tlskey', 'tlsca', 'serverlog', 'eventlog', 'alertlog', 'rulesdir',
+  'queuedir', 'queue_max_bytes', 'credits', 'reverse_dns', 'eventlog_fsync', 'status_events',
+] as const;
+
+export interface ServerSettings {
+  definition: PipelineDefinition;
+  log: string;
+}
+
+export function serverDefinition(text: string, file: string, base: PipelineDefinition): ServerSettings {
+  const doc = parseIni(text, file);
+  const g = doc.sections[0]!;
+  if (doc.sections.length > 1) throw iniError(file, doc.sections[1]!, `unexpected section [${doc.sections[1]!.name}]: server settings have no sections`);
+  for (const k of g.keys) if (!(SERVER_KEYS as readonly string[]).includes(k.key)) throw iniError(file, k, `unknown key (known: ${SERVER_KEYS.join(', ')})`);
+  const dir = path.dirname(path.resolve(file));
+  const rel = (k: IniKey) => path.resolve(dir, k.value);
+  const get = (name: string) => iniGet(g, name);
+  const def = structuredClone(base) as PipelineDefinition;
+  const stage = (use: string): StageSpec => {
+    const s = def.stages.find((x) => x.use === use);
+    if (!s) throw iniError(file, { line: 0 }, `the server definition has no "${use}" stage`);
+    return s;
+  };
+
+  const listen = stage('listen');
+  listen.port = get('port') ? int(file, get('port')!, 1, 65535) : 6969;
+  if (get('host')) listen.host = get('host')!.value;
+  const tls = get('tls');
+  if (tls && !bool(file, tls)) {
+    listen.tls = false;
+    delete listen.cert;
+    delete listen.key;
+    delete listen.ca;
+  } else {
+    if (get('tlscert')) listen.cert = rel(get('tlscert')!);
+    if (get('tlskey')) listen.key = rel(get('tlskey')!);
+    if (get('tlsca')) listen.ca = rel(get('tlsca')!);
+  }
+  if (get('credits')) listen.credits = int(file, get('credits')!, 1, 100000);
+  if (get('status_events')) listen.status_events = bool(file, get('status_events')!);
+
+  const queue = stage('queue');
+  if (get('queuedir')) queue.dir = rel(get('queuedir')!);
+  if (get('queue_max_bytes')) queue.max_bytes = bytes(file, get('queue_max_bytes')!);
+
+  const enrich = def.stages.find((x) => x.use === 'server-enrich');
+  if (enrich && get('reverse_dns')) enrich.reverse_dns = oneOf(file, get('reverse_dns')!, ['auto', 'on', 'off'] as const);
+
+  // Event log: with no rules configured, every event goes here.
+  const ev = get('eventlog');
+  const last = def.stages.length - 1;
+  if (ev) {
+    if (ev.value === 'stdout' || ev.value === 'stderr') def.stages[last] = { use: ev.value };
+    else if (ev.value === 'syslog') throw iniError(file, ev, 'syslog output is not supported yet; use a file, stdout or stderr');
+    else {
+      def.stages[last] = { use: 'jsonl', path: rel(ev), ...(get('eventlog_fsync') && bool(file, get('eventlog_fsync')!) ? { fsync: true } : {}) };
+      queue.sink_files = [rel(ev)];
+    }
+  }
+  const log = get('serverlog')?.value ?? 'stderr';
+  return { definition: def, log: log === 'stdout' || log === 'stderr' || log === 'syslog' ? log : path.resolve(dir, log) };
+}

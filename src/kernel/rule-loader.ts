@@ -1,0 +1,54 @@
+import { SkafeError } from '../errors.js';
+import type { CompiledRule, CompiledRuleSet } from '../audit/rules/compile.js';
+import type { AuditNetlink } from './audit-netlink.js';
+
+export interface LoadResult {
+  /** Rules the kernel accepted from us: exactly these are deleted on exit. */
+  added: CompiledRule[];
+  /** Rules the kernel refused while continueOnError was set. */
+  refused: Array<{ rule: CompiledRule; error: Error }>;
+}
+
+/**
+ * Adds (and, for -d/-W lines, deletes) a compiled rule set's rules in order.
+ * A refused rule stops loading and rolls back what this call added, unless the
+ * file asked to continue (-c/-i). The kernel's EEXIST for a duplicate rule is
+ * an error like any other, as with auditctl.
+ */
+export async function loadRules(conn: AuditNetlink, set: CompiledRuleSet, opts: { continueOnError?: boolean } = {}): Promise<LoadResult> {
+  const added: CompiledRule[] = [];
+  const refused: LoadResult['refused'] = [];
+  const goOn = opts.continueOnError ?? set.controls.continueOnError;
+  for (const rule of set.rules) {
+    try {
+      if (rule.op === 'add') {
+        await conn.addRule(rule.data);
+        added.push(rule);
+      } else {
+        await conn.deleteRule(rule.data);
+      }
+    } catch (e) {
+      if (goOn) {
+        refused.push({ rule, error: e as Error });
+        continue;
+      }
+      await deleteRules(conn, added);
+      const err = e as NodeJS.ErrnoException;
+      throw new SkafeError('SKAFE_AUDIT_RULE', `${set.file ?? 'rules'}:${rule.line}: the kernel refused "${rule.text}": ${err.code ?? err.message}`, { file: set.file, line: rule.line, cause: e });
+    }
+  }
+  return { added, refused };
+}
+
+/** Deletes the given rules, newest first; failures (already gone) are returned, not thrown. */
+export async function deleteRules(conn: AuditNetlink, rules: CompiledRule[]): Promise<Error[]> {
+  const errors: Error[] = [];
+  for (const rule of [...rules].reverse()) {
+    try {
+      await conn.deleteRule(rule.data);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  return errors;
+}

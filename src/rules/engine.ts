@@ -1,0 +1,234 @@
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import path from 'node:path';
+import { loadRuleSet, type RuleSet } from './load.js';
+import { RuleTree } from './tree.js';
+import { ScriptPool, type ScriptPoolOptions } from './scripts/pool.js';
+import type { FromMatchWorker, ToMatchWorker } from './match-worker.js';
+import type { FetchFile } from './scripts/protocol.js';
+import type { InterpreterCommands } from './scripts/interpreter.js';
+import type { Logger } from '../stage.js';
+
+// The rule engine: a rule set generation (tree + script pools), a pool of
+// worker threads that evaluate batches against it, and atomic replacement of
+// the generation on reload. A batch is evaluated entirely by the generation it
+// was dispatched under, so across a reload no event is lost or seen twice.
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface EngineOptions {
+  rulesdir: string;
+  scriptsdir?: string | undefined;
+  /** Worker threads evaluating the tree; 0 evaluates on the calling thread. Default: the number of cores. */
+  workers?: number | undefined;
+  /** Interpreters per script (default 2) and per-call timeout (default 5000 ms). */
+  scriptPool?: number | undefined;
+  scriptTimeoutMs?: number | undefined;
+  log: Logger;
+  count: (name: string, n?: number) => void;
+  fetchFile?: FetchFile | undefined;
+  commands?: InterpreterCommands | undefined;
+}
+
+export interface Generation {
+  gen: number;
+  set: RuleSet;
+  tree: RuleTree;
+  /** Pool per script node index. */
+  pools: Map<number, ScriptPool>;
+  inflight: number;
+  retired: boolean;
+}
+
+interface PendingBatch {
+  gen: Generation;
+  events: unknown[];
+  resolve(hits: number[][]): void;
+  reject(e: Error): void;
+}
+
+export class RuleEngine {
+  private current!: Generation;
+  private nextGen = 1;
+  private workers: Worker[] = [];
+  private busy: number[] = [];
+  private pending = new Map<number, PendingBatch>();
+  private nextBid = 1;
+  private closed = false;
+  private workerError: Error | null = null;
+
+  private constructor(private readonly opts: EngineOptions) {}
+
+  static async create(opts: EngineOptions): Promise<RuleEngine> {
+    const e = new RuleEngine(opts);
+    e.current = await e.build();
+    e.logLoaded(e.current.set);
+    const n = opts.workers ?? os.availableParallelism();
+    for (let i = 0; i < n; i++) e.startWorker();
+    for (let i = 0; i < n; i++) e.post(i, { t: 'load', gen: e.current.gen, set: e.current.set });
+    return e;
+  }
+
+  get ruleSet(): RuleSet {
+    return this.current.set;
+  }
+
+  get generation(): Generation {
+    return this.current;
+  }
+
+  /** Load and start a full generation, or throw (SKAFE_RULES_INVALID, or a script that fails to load). */
+  private async build(): Promise<Generation> {
+    const set = loadRuleSet(this.opts.rulesdir, { scriptsdir: this.opts.scriptsdir });
+    const pools = new Map<number, ScriptPool>();
+    const byFile = new Map<string, ScriptPool>();
+    const poolOpts: ScriptPoolOptions = {
+      size: this.opts.scriptPool ?? 2,
+      timeoutMs: this.opts.scriptTimeoutMs ?? 5000,
+      log: this.opts.log,
+      count: (n, k) => this.opts.count(n, k),
+      fetchFile: this.opts.fetchFile,
+      ...(this.opts.commands ? { commands: this.opts.commands } : {}),
+    };
+    try {
+      for (const [i, n] of set.nodes.entries()) {
+        if (!n.script) continue;
+        // Rules that call the same script share its interpreters.
+        let p = byFile.get(n.script.file);
+        if (!p) {
+          p = new ScriptPool(n.script, poolOpts);
+          byFile.set(n.script.file, p);
+          await p.start();
+        }
+        pools.set(i, p);
+      }
+    } catch (e) {
+      await Promise.all([...byFile.values()].map((p) => p.close()));
+      throw e;
+    }
+    return { gen: this.nextGen++, set, tree: new RuleTree(set), pools, inflight: 0, retired: false };
+  }
+
+  private logLoaded(set: RuleSet): void {
+    for (const f of set.files) this.opts.log.info(`Loading rules file ${f}`);
+    for (const s of set.skipped) this.opts.log.info(`Rule [${s.name}] ${s.reason}`, { file: s.file, line: s.line });
+    for (const w of set.warnings) this.opts.log.warn(w);
+    this.opts.log.info(`Rule engine started: ${set.nodes.length} rules from ${set.files.length} files`);
+  }
+
+  private startWorker(): void {
+    const i = this.workers.length;
+    const w = new Worker(path.join(here, 'match-worker.js'));
+    this.workers.push(w);
+    this.busy.push(0);
+    w.on('message', (m: FromMatchWorker) => this.onWorkerMessage(i, m));
+    w.on('error', (e) => {
+      this.workerError = e;
+      this.opts.log.error(`rule worker ${i} failed: ${e.message}`);
+      for (const [bid, p] of this.pending) {
+        this.pending.delete(bid);
+        p.reject(e);
+      }
+    });
+  }
+
+  private post(i: number, m: ToMatchWorker): void {
+    this.workers[i]!.postMessage(m);
+  }
+
+  private onWorkerMessage(i: number, m: FromMatchWorker): void {
+    if (m.t === 'script') {
+      const p = this.pending.get(m.bid);
+      const pool = p?.gen.pools.get(m.node);
+      if (!p || !pool) return this.post(i, { t: 'script', cid: m.cid, value: false });
+      void pool.call(p.events[m.idx]).then((value) => this.post(i, { t: 'script', cid: m.cid, value }));
+      return;
+    }
+    const p = this.pending.get(m.bid);
+    if (!p) return;
+    this.pending.delete(m.bid);
+    this.busy[i]!--;
+    this.finish(p.gen);
+    if (m.t === 'done') p.resolve(m.hits);
+    else p.reject(new Error(m.error));
+  }
+
+  private finish(g: Generation): void {
+    g.inflight--;
+    if (g.retired && g.inflight === 0) void this.dispose(g);
+  }
+
+  private async dispose(g: Generation): Promise<void> {
+    for (let i = 0; i < this.workers.length; i++) this.post(i, { t: 'drop', gen: g.gen });
+    await Promise.all([...new Set(g.pools.values())].map((p) => p.close()));
+  }
+
+  /** Per event, the indexes (into ruleSet.nodes of the generation used) of the nodes that fired. */
+  evaluate(events: unknown[]): Promise<{ gen: Generation; hits: number[][] }> {
+    if (this.closed) return Promise.reject(new Error('rule engine closed'));
+    if (this.workerError) return Promise.reject(this.workerError);
+    const g = this.current;
+    g.inflight++;
+    if (this.workers.length === 0) {
+      const run = async () => {
+        try {
+          if (!g.tree.hasScripts) return events.map((e) => g.tree.evaluateSync(e));
+          return await Promise.all(events.map((e) => g.tree.evaluate(e, (node, ev) => g.pools.get(node)!.call(ev))));
+        } finally {
+          this.finish(g);
+        }
+      };
+      return run().then((hits) => ({ gen: g, hits }));
+    }
+    // The least busy worker: batches are similar in cost, so this balances well enough.
+    let wi = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[wi]!) wi = i;
+    this.busy[wi]!++;
+    const bid = this.nextBid++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(bid, { gen: g, events, resolve: (hits) => resolve({ gen: g, hits }), reject });
+      this.post(wi, { t: 'eval', bid, gen: g.gen, events });
+    });
+  }
+
+  /**
+   * Load the rules directory again. A broken set is refused (the error is
+   * returned and logged) and the running one stays; a good one takes over for
+   * every batch dispatched from now on.
+   */
+  async reload(): Promise<{ ok: true; set: RuleSet } | { ok: false; error: Error }> {
+    let g: Generation;
+    try {
+      g = await this.build();
+    } catch (e) {
+      this.opts.log.error(`rules reload refused, the previous rules keep running: ${(e as Error).message}`, {
+        code: (e as { code?: string }).code ?? 'SKAFE_RULES_INVALID',
+      });
+      return { ok: false, error: e as Error };
+    }
+    if (this.closed) {
+      await this.dispose(g);
+      return { ok: false, error: new Error('rule engine closed') };
+    }
+    for (let i = 0; i < this.workers.length; i++) this.post(i, { t: 'load', gen: g.gen, set: g.set });
+    const old = this.current;
+    this.current = g;
+    old.retired = true;
+    if (old.inflight === 0) void this.dispose(old);
+    this.opts.log.info('rules reloaded');
+    this.logLoaded(g.set);
+    return { ok: true, set: g.set };
+  }
+
+  /** Wait for batches in flight, then stop workers and interpreters. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.pending.size) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+    this.current.retired = true;
+    await this.dispose(this.current);
+  }
+}

@@ -1,0 +1,291 @@
+import { Readable } from 'node:stream';
+import net from 'node:net';
+import tls from 'node:tls';
+import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+import { SkafeError } from '../errors.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME } from '../link/frame.js';
+import { MsgType, PROTOCOL_VERSION, PING, encodeJson, encodeAck, decodeHello, decodeBatch } from '../link/protocol.js';
+import { readPem, requirePem } from '../link/tls-files.js';
+import { statusEvent } from '../link/status.js';
+import { QUEUE_SERVICE, type Delivery, type QueueService } from '../link/services.js';
+
+// The server's side of the link: many agents at once. Each connection gets a
+// window of credits (batches it may send unacknowledged); a credit comes back
+// with the ack once the queue has made the batch durable, and is held back
+// while the queue pushes back, which is how a slow server slows its agents.
+
+export interface ListenOptions {
+  host?: string;
+  port?: number;
+  tls?: boolean;
+  cert?: string;
+  key?: string;
+  /** CA whose certificates agents must present. */
+  ca?: string;
+  /** Credits (batches in flight) per agent. Default 32. */
+  credits?: number;
+  handshake_timeout?: number;
+  heartbeat?: number;
+  idle_timeout?: number;
+  max_connections?: number;
+  max_frame?: number;
+  status_events?: boolean;
+}
+
+class AgentConn {
+  agent = '';
+  spool = '';
+  owed = 0;
+  /** Credits granted and not yet used: a batch beyond them breaks the protocol. */
+  window = 0;
+  /** Highest offset acknowledged on this connection (every ACK carries it). */
+  acked = -1;
+  closed = false;
+  lastHeard = Date.now();
+  constructor(
+    readonly sock: net.Socket,
+    readonly peer: string,
+    private readonly src: ListenSource,
+  ) {}
+  durable(lastOffset: number): void {
+    if (this.closed) return;
+    this.acked = Math.max(this.acked, lastOffset);
+    if (this.src.creditsHeld()) {
+      this.owed++;
+      this.sock.write(encodeAck({ acked: this.acked, credits: 0 }));
+    } else {
+      this.window++;
+      this.sock.write(encodeAck({ acked: this.acked, credits: 1 }));
+    }
+  }
+  repay(): void {
+    if (this.closed || this.owed === 0) return;
+    this.sock.write(encodeAck({ acked: this.acked, credits: this.owed }));
+    this.window += this.owed;
+    this.owed = 0;
+  }
+}
+
+export class ListenSource extends Readable {
+  private server!: net.Server;
+  private readonly conns = new Set<AgentConn>();
+  private readonly bySpool = new Map<string, AgentConn>();
+  private paused = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly opts: ListenOptions,
+    private readonly ctx: StageContext,
+  ) {
+    super({ objectMode: true, highWaterMark: BATCH_HWM });
+  }
+
+  creditsHeld(): boolean {
+    return this.paused;
+  }
+
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    const stage = `stage ${this.ctx.index} (listen)`;
+    if (o.tls === false) {
+      this.ctx.log.warn('listen: plaintext (tls=false): agents are not authenticated and events cross the network unencrypted');
+      this.server = net.createServer((s) => this.accept(s));
+    } else {
+      this.server = tls.createServer(
+        {
+          cert: requirePem(this.ctx.baseDir, o.cert, 'cert', stage),
+          key: requirePem(this.ctx.baseDir, o.key, 'key', stage),
+          ca: requirePem(this.ctx.baseDir, o.ca, 'ca', stage),
+          requestCert: true,
+          // Verified in accept() instead, so each refusal is logged with OpenSSL's reason
+          // (Node would only show a reset). Nothing is read from an unauthorized socket.
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: (o.handshake_timeout ?? 10) * 1000,
+        },
+        (s) => this.accept(s),
+      );
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, s: tls.TLSSocket) => {
+        this.ctx.counters.add('refused');
+        this.ctx.log.warn(`refused ${s.remoteAddress ?? 'a client'}: TLS handshake failed: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { code: 'SKAFE_TLS', reason: err.code ?? err.message });
+      });
+    }
+    this.server.maxConnections = o.max_connections ?? 10_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (e) => reject(new SkafeError('SKAFE_TLS', `listen: cannot listen on ${o.host ?? '0.0.0.0'}:${o.port ?? 6969}: ${e.message}`, { cause: e })));
+      this.server.listen(o.port ?? 6969, o.host ?? '0.0.0.0', () => resolve());
+    });
+    this.server.on('error', (e) => this.ctx.log.error(`listen: ${e.message}`));
+    const idle = (o.idle_timeout ?? 30) * 1000;
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.conns) {
+        if (now - c.lastHeard > idle) this.close(c, `no frame for ${idle / 1000}s (idle timeout)`);
+        else if (c.agent) c.sock.write(PING);
+      }
+    }, Math.min((o.heartbeat ?? 10) * 1000, idle / 3));
+    this.timer.unref();
+    this.ctx.signal.addEventListener('abort', () => this.stop(), { once: true });
+    this.ctx.log.info(`listening on ${o.host ?? '0.0.0.0'}:${this.address().port}${o.tls === false ? ' (plaintext)' : ' (mutual TLS)'}`);
+  }
+
+  private accept(sock: net.Socket): void {
+    const peer = `${sock.remoteAddress}:${sock.remotePort}`;
+    if (sock instanceof tls.TLSSocket && !sock.authorized) {
+      const why = String(sock.authorizationError ?? 'no client certificate');
+      const cn = sock.getPeerCertificate()?.subject?.CN;
+      this.ctx.counters.add('refused');
+      this.ctx.log.warn(`refused ${peer}${cn ? ` (certificate CN ${cn})` : ''}: client certificate not accepted: ${why}`, { code: 'SKAFE_TLS', reason: why });
+      sock.destroy();
+      return;
+    }
+    const c = new AgentConn(sock, peer, this);
+    this.conns.add(c);
+    sock.setNoDelay(true);
+    const cn = sock instanceof tls.TLSSocket ? String(sock.getPeerCertificate()?.subject?.CN ?? '') : '';
+    const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
+    const hsMs = (this.opts.handshake_timeout ?? 10) * 1000;
+    const hsTimer = setTimeout(() => this.close(c, `no HELLO within ${hsMs / 1000}s (handshake timeout)`), hsMs);
+    let chain = Promise.resolve();
+    sock.on('data', (chunk: Buffer) => {
+      c.lastHeard = Date.now();
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        return this.close(c, (e as Error).message, true);
+      }
+      for (const f of frames) {
+        if (f.type === MsgType.PING) continue;
+        if (!c.agent) {
+          if (f.type !== MsgType.HELLO) return this.close(c, `first frame is type ${f.type}, expected HELLO`, true);
+          clearTimeout(hsTimer);
+          try {
+            const h = decodeHello(f);
+            c.agent = cn || h.agent;
+            c.spool = h.spool;
+            if (!c.agent) throw new SkafeError('SKAFE_PROTOCOL', 'no agent name');
+          } catch (e) {
+            return this.close(c, (e as Error).message, true);
+          }
+          chain = chain.then(() => this.welcome(c));
+          continue;
+        }
+        if (f.type !== MsgType.BATCH) return this.close(c, `unexpected frame type ${f.type}`, true);
+        let b;
+        try {
+          b = decodeBatch(f);
+        } catch (e) {
+          return this.close(c, (e as Error).message, true);
+        }
+        if (--c.window < 0) return this.close(c, 'sent a batch without credit', true);
+        const d: Delivery = { agent: c.agent, spool: c.spool, first: b.first, count: b.count, data: b.data, conn: c };
+        chain = chain.then(() => this.deliver(d));
+      }
+    });
+    sock.on('error', (e) => this.close(c, e.message));
+    sock.on('close', () => this.close(c, 'connection closed'));
+  }
+
+  private async welcome(c: AgentConn): Promise<void> {
+    let q: QueueService | undefined;
+    for (let i = 0; !(q = this.ctx.services.get(QUEUE_SERVICE) as QueueService | undefined) && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+    if (!q) return this.close(c, 'server has no queue stage', true);
+    if (c.closed) return;
+    const key = c.agent + '\0' + c.spool;
+    const old = this.bySpool.get(key);
+    if (old && old !== c) this.close(old, 'replaced by a new connection from the same agent and spool');
+    this.bySpool.set(key, c);
+    const credits = this.opts.credits ?? 32;
+    c.acked = q.highWater(c.agent, c.spool);
+    c.window = credits;
+    c.sock.write(encodeJson(MsgType.WELCOME, { v: PROTOCOL_VERSION, acked: c.acked, credits, heartbeat: this.opts.heartbeat ?? 10 }));
+    this.ctx.counters.add('connects');
+    this.ctx.log.info(`agent ${c.agent} connected from ${c.peer}`, { spool: c.spool });
+    if (this.opts.status_events !== false) this.deliver({ agent: c.agent, spool: '', first: 0, count: 1, events: [statusEvent('agent-connected', { peer: c.peer, spool: { id: c.spool } })] });
+  }
+
+  private deliver(d: Delivery): void {
+    if (this.destroyed) return;
+    this.ctx.counters.in += d.count;
+    if (!this.push([d])) this.paused = true;
+  }
+
+  private close(c: AgentConn, reason: string, refuse = false): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.conns.delete(c);
+    if (refuse) {
+      this.ctx.log.warn(`refused ${c.agent || c.peer}: ${reason}`, { code: 'SKAFE_PROTOCOL' });
+      c.sock.end(encodeJson(MsgType.REFUSE, { reason }));
+      setTimeout(() => c.sock.destroy(), 1000).unref();
+    } else c.sock.destroy();
+    if (c.agent && this.bySpool.get(c.agent + '\0' + c.spool) === c) {
+      this.bySpool.delete(c.agent + '\0' + c.spool);
+      this.ctx.counters.add('disconnects');
+      if (!this.stopped) {
+        this.ctx.log.info(`agent ${c.agent} disconnected (${reason})`);
+        if (this.opts.status_events !== false) this.deliver({ agent: c.agent, spool: '', first: 0, count: 1, events: [statusEvent('agent-disconnected', { peer: c.peer, reason, spool: { id: c.spool } })] });
+      }
+    }
+  }
+
+  private stopped = false;
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.server.close();
+    for (const c of [...this.conns]) this.close(c, 'server stopping');
+    this.push(null);
+  }
+
+  override _read(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const c of this.conns) c.repay();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    for (const c of [...this.conns]) this.close(c, 'server stopping');
+    this.server?.close();
+    cb(err);
+  }
+}
+
+export default defineStage<ListenOptions>({
+  kind: 'source',
+  use: 'listen',
+  description: 'the server end of the agent link: accepts many agents over mutual TLS and emits their batches for the queue',
+  schema: {
+    type: 'object',
+    properties: {
+      host: { type: 'string' },
+      port: { type: 'integer', minimum: 0, maximum: 65535 },
+      tls: { type: 'boolean' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      credits: { type: 'integer', minimum: 1, maximum: 100000 },
+      handshake_timeout: { type: 'number', exclusiveMinimum: 0 },
+      heartbeat: { type: 'number', exclusiveMinimum: 0 },
+      idle_timeout: { type: 'number', exclusiveMinimum: 0 },
+      max_connections: { type: 'integer', minimum: 1 },
+      max_frame: { type: 'integer', minimum: 1024 },
+      status_events: { type: 'boolean' },
+    },
+    additionalProperties: false,
+  },
+  async create(options, ctx) {
+    const s = new ListenSource(options, ctx);
+    await s.start();
+    ctx.services.set('listen', s);
+    return s;
+  },
+});

@@ -1,0 +1,353 @@
+import { Duplex } from 'node:stream';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Level } from 'level';
+import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+import { SkafeError } from '../errors.js';
+import { packEvents, unpackEvents } from '../link/codec.js';
+import { DELIVERED } from '../sinks/serialize.js';
+import {
+  QUEUE_SERVICE,
+  setRelease,
+  getRelease,
+  type Delivery,
+  type QueueService,
+  type AcksService,
+  type SinkPosition,
+} from '../link/services.js';
+
+// The server's durable queue. A batch from an agent is acknowledged only after
+// it is synced here; the per-(agent, spool) high-water offset is written in the
+// same LevelDB batch, so a resend after any crash is recognised and dropped.
+// Entries leave only when the sink reports them flushed (end-to-end ack).
+// A file sink reports where its file ended at that point; on restart the file
+// is cut back to that size, so what was written but not yet released is written
+// again exactly once rather than twice.
+//
+// Keys: 'q' + 12 hex seq → u32 header length, header JSON {agent, spool, first, count}, deflate-raw events;
+// 'h' + agent + '\0' + spool → high-water offset; 'm:released' → seq; 'm:pos' → SinkPosition[].
+
+export interface QueueOptions {
+  dir: string;
+  /** Unreleased bytes above which the queue stops taking input (and agents stop getting credits). Default 1 GiB. */
+  max_bytes?: number;
+  /**
+   * The file(s) the sink appends to (the event log). Their size is taken at each
+   * flush report and stored with the release, so a restart after a crash cuts off
+   * what was written but not released: the event log gets each event exactly once.
+   */
+  sink_files?: string[];
+}
+
+const qkey = (seq: number) => 'q' + seq.toString(16).padStart(12, '0');
+const QEND = 'r';
+
+interface Header {
+  agent: string;
+  spool: string;
+  first: number;
+  count: number;
+}
+
+export class Queue extends Duplex implements QueueService, AcksService {
+  private db!: Level<string, Buffer>;
+  private readonly hw = new Map<string, number>();
+  private nextSeq = 0;
+  private readSeq = 0;
+  private released = -1;
+  private releasing = false;
+  private releaseWanted = false;
+  private positions = new Map<string, SinkPosition>();
+  private sizes = new Map<number, number>();
+  private bytes = 0;
+  private blocked: (() => void) | null = null;
+  private pumping = false;
+  private dirty = false;
+  private wantRead = false;
+  private inputDone = false;
+  private readonly maxBytes: number;
+
+  constructor(
+    private readonly opts: QueueOptions,
+    private readonly ctx: StageContext,
+  ) {
+    super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
+    this.maxBytes = opts.max_bytes ?? 1024 ** 3;
+  }
+
+  async open(): Promise<void> {
+    const dir = path.resolve(this.ctx.baseDir, this.opts.dir);
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    this.db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    try {
+      await this.db.open();
+    } catch (e) {
+      throw new SkafeError('SKAFE_QUEUE', `cannot open queue ${dir}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause: Error }).cause.message})` : ''}`, { cause: e });
+    }
+    for await (const [k, v] of this.db.iterator({ gte: 'h', lt: 'i' })) this.hw.set(k.slice(1), Number(v.toString()));
+    const [rel, pos] = await this.db.getMany(['m:released', 'm:pos']);
+    this.released = rel ? Number(rel.toString()) : -1;
+    for await (const [k, v] of this.db.iterator({ gte: 'q', lt: QEND })) {
+      const seq = parseInt(k.slice(1), 16);
+      if (seq <= this.released) continue;
+      this.sizes.set(seq, v.length);
+      this.bytes += v.length;
+      this.nextSeq = seq + 1;
+    }
+    this.nextSeq = Math.max(this.nextSeq, this.released + 1);
+    this.readSeq = this.released + 1;
+    if (pos) this.cutBack(JSON.parse(pos.toString()) as SinkPosition[]);
+    this.ctx.services.set(QUEUE_SERVICE, this);
+    // The sinks' end-to-end hook (src/sinks/serialize.ts): called once a batch is written.
+    const sinkFiles = (this.opts.sink_files ?? []).map((f) => path.resolve(this.ctx.baseDir, f));
+    this.ctx.services.set(DELIVERED, (batch: unknown[], _sink: string, position?: SinkPosition) => {
+      // A sink reports right after its write for this batch completed and before its next
+      // write starts, so the file's size now is exactly where this batch ends.
+      if (!position) for (const f of sinkFiles) this.notePosition(f);
+      this.flushed(batch, position);
+    });
+    if (this.sizes.size) this.ctx.log.info(`queue resumes with ${this.sizes.size} unreleased batches`);
+  }
+
+  /** Cut sink files back to where they were at the last release (see the header comment). */
+  private cutBack(list: SinkPosition[]): void {
+    for (const p of list) {
+      this.positions.set(p.path, p);
+      try {
+        const st = fs.statSync(p.path);
+        if (st.dev === p.dev && st.ino === p.ino && st.size > p.size) {
+          fs.truncateSync(p.path, p.size);
+          this.ctx.log.warn(`cut ${p.path} back from ${st.size} to ${p.size} bytes: events written after the last release are written again`);
+          this.ctx.counters.add('cutBackBytes', st.size - p.size);
+        }
+      } catch {
+        /* rotated or gone: nothing of ours to cut */
+      }
+    }
+  }
+
+  highWater(agent: string, spool: string): number {
+    return this.hw.get(agent + '\0' + spool) ?? -1;
+  }
+
+  // ---- write side ----
+
+  override _writev(chunks: Array<{ chunk: Delivery[] }>, cb: (e?: Error | null) => void): void {
+    this.commit(chunks.flatMap((c) => c.chunk)).then(() => {
+      if (this.bytes > this.maxBytes) {
+        if (this.ctx.counters.firstReport('queue-full')) this.ctx.log.warn(`queue over max_bytes ${this.maxBytes}: holding agents back until the sinks catch up`);
+        this.blocked = cb;
+      } else cb();
+    }, (e) => cb(new SkafeError('SKAFE_QUEUE', `queue write failed: ${(e as Error).message}`, { cause: e })));
+  }
+
+  override _write(chunk: Delivery[], _e: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+
+  private async commit(ds: Delivery[]): Promise<void> {
+    const ops: Array<{ type: 'put'; key: string; value: Buffer }> = [];
+    const acks: Array<[Delivery, number]> = [];
+    const added: Array<[number, number]> = [];
+    for (const d of ds) {
+      let { first, count, data } = d;
+      const last = first + count - 1;
+      if (d.spool) {
+        const k = d.agent + '\0' + d.spool;
+        const hw = this.hw.get(k) ?? -1;
+        if (last <= hw) {
+          this.ctx.counters.add('duplicates', count);
+          acks.push([d, last]);
+          continue;
+        }
+        if (first <= hw) {
+          // A batch straddling the high-water mark: only possible if an agent re-split its spool.
+          const evs = (await unpackEvents(data!)).slice(hw + 1 - first);
+          this.ctx.counters.add('duplicates', hw + 1 - first);
+          data = await packEvents(evs);
+          count = evs.length;
+          first = hw + 1;
+        }
+        this.hw.set(k, last);
+        ops.push({ type: 'put', key: 'h' + k, value: Buffer.from(String(last)) });
+      }
+      if (!data) data = await packEvents(d.events ?? []);
+      const head = Buffer.from(JSON.stringify({ agent: d.agent, spool: d.spool, first, count } satisfies Header));
+      const len = Buffer.allocUnsafe(4);
+      len.writeUInt32BE(head.length);
+      const value = Buffer.concat([len, head, data]);
+      const seq = this.nextSeq++;
+      ops.push({ type: 'put', key: qkey(seq), value });
+      added.push([seq, value.length]);
+      if (d.spool) acks.push([d, last]);
+      this.ctx.counters.in += count;
+    }
+    if (ops.length) await this.db.batch(ops, { sync: true });
+    for (const [seq, size] of added) {
+      this.sizes.set(seq, size);
+      this.bytes += size;
+    }
+    for (const [d, last] of acks) d.conn?.durable(last);
+    if (added.length) this.kick();
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.inputDone = true;
+    this.kick();
+    cb();
+  }
+
+  // ---- read side ----
+
+  override _read(): void {
+    this.wantRead = true;
+    void this.pump();
+  }
+
+  private kick(): void {
+    this.dirty = true;
+    if (this.wantRead) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.destroyed) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        this.dirty = false;
+        const got: Array<[number, Buffer]> = [];
+        for await (const [k, v] of this.db.iterator({ gte: qkey(this.readSeq), lt: QEND, limit: 8 })) got.push([parseInt(k.slice(1), 16), v]);
+        if (got.length === 0) {
+          if (this.inputDone) {
+            this.push(null);
+            return;
+          }
+          if (!this.dirty) break;
+          continue;
+        }
+        let more = true;
+        for (const [seq, v] of got) {
+          this.readSeq = seq + 1;
+          const hl = v.readUInt32BE(0);
+          const h = JSON.parse(v.subarray(4, 4 + hl).toString()) as Header;
+          let events: Array<Record<string, unknown>>;
+          try {
+            events = (await unpackEvents(v.subarray(4 + hl))) as Array<Record<string, unknown>>;
+          } catch (e) {
+            this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
+            events = [];
+          }
+          const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
+          for (const ev of events) {
+            const a = ev.agent as Record<string, unknown> | undefined;
+            ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
+          }
+          setRelease(events, seq);
+          // Stages that copy arrays (fanout, filters) keep the event objects: remember their batch by object too.
+          for (const ev of events) this.seqOf.set(ev, seq);
+          this.ctx.counters.out += events.length;
+          more = this.push(events);
+        }
+        this.wantRead = more;
+        if (!more) break;
+      }
+    } catch (e) {
+      if (!this.destroyed) this.destroy(new SkafeError('SKAFE_QUEUE', `queue read failed: ${(e as Error).message}`, { cause: e }));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  // ---- release (called by sinks) ----
+
+  private readonly seqOf = new WeakMap<object, number>();
+
+  private notePosition(file: string): void {
+    try {
+      const st = fs.statSync(file);
+      this.positions.set(file, { path: file, dev: st.dev, ino: st.ino, size: st.size });
+    } catch {
+      /* not created yet */
+    }
+  }
+
+  flushed(batch: unknown[], position?: SinkPosition): void {
+    let seq = getRelease(batch);
+    if (seq === undefined) {
+      for (let i = batch.length - 1; i >= 0 && seq === undefined; i--) {
+        const ev = batch[i];
+        if (ev && typeof ev === 'object') seq = this.seqOf.get(ev);
+      }
+    }
+    if (position) this.positions.set(position.path, position);
+    if (seq === undefined || seq <= this.released) return;
+    this.released = seq;
+    void this.persistRelease();
+  }
+
+  private persisted = -1;
+  private async persistRelease(): Promise<void> {
+    if (this.releasing) {
+      this.releaseWanted = true;
+      return;
+    }
+    this.releasing = true;
+    try {
+      do {
+        this.releaseWanted = false;
+        const upTo = this.released;
+        const ops: Array<{ type: 'put' | 'del'; key: string; value?: Buffer }> = [];
+        for (const [seq, size] of this.sizes) {
+          if (seq > upTo) break;
+          ops.push({ type: 'del', key: qkey(seq) });
+          this.sizes.delete(seq);
+          this.bytes -= size;
+        }
+        ops.push({ type: 'put', key: 'm:released', value: Buffer.from(String(upTo)) });
+        if (this.positions.size) ops.push({ type: 'put', key: 'm:pos', value: Buffer.from(JSON.stringify([...this.positions.values()])) });
+        if (this.db.status !== 'open') return;
+        await this.db.batch(ops as never, { sync: false });
+        this.persisted = upTo;
+        if (this.blocked && this.bytes <= this.maxBytes) {
+          const cb = this.blocked;
+          this.blocked = null;
+          cb();
+        }
+      } while (this.releaseWanted);
+    } catch (e) {
+      if (!this.destroyed) this.destroy(new SkafeError('SKAFE_QUEUE', `queue release failed: ${(e as Error).message}`, { cause: e }));
+    } finally {
+      this.releasing = false;
+    }
+  }
+
+  /** Unreleased batches (for tests and status). */
+  backlog(): number {
+    return this.sizes.size;
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    const finish = async () => {
+      while (this.releasing) await new Promise((r) => setTimeout(r, 5));
+      await this.db?.close();
+    };
+    finish().then(() => cb(err), () => cb(err));
+  }
+}
+
+export default defineStage<QueueOptions>({
+  kind: 'transform',
+  use: 'queue',
+  description: 'the server durable queue: syncs agent batches before they are acknowledged, drops resends by (agent, spool, offset), releases only what the sink flushed',
+  schema: {
+    type: 'object',
+    properties: { dir: { type: 'string', minLength: 1 }, max_bytes: { type: 'integer', minimum: 1 }, sink_files: { type: 'array', items: { type: 'string' } } },
+    required: ['dir'],
+    additionalProperties: false,
+  },
+  async create(options, ctx) {
+    const q = new Queue(options, ctx);
+    await q.open();
+    return q;
+  },
+});

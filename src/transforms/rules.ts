@@ -1,0 +1,165 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import path from 'node:path';
+import { defineStage, BATCH_HWM, MAX_BATCH, type Batch, type StageContext } from '../stage.js';
+import { RuleEngine, type Generation } from '../rules/engine.js';
+import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
+
+export interface RulesOptions {
+  rulesdir: string;
+  scriptsdir?: string;
+  /** Worker threads for the tree (default: the number of cores; 0 = in the pipeline's thread). */
+  workers?: number;
+  /** Interpreters per script (default 2). */
+  scriptpool?: number;
+  /** Per-call script timeout in ms (default 5000). */
+  scripttimeout?: number;
+  /** Reload rules and scripts on SIGHUP (default true). */
+  reload?: boolean;
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rulesdir'],
+  properties: {
+    rulesdir: { type: 'string', minLength: 1, description: 'directory of *.rules files; relative to the definition file' },
+    scriptsdir: { type: 'string', minLength: 1, description: 'directory of script rules (NAME.js/.mjs/.rb/.py); default: rulesdir' },
+    workers: { type: 'integer', minimum: 0, maximum: 256 },
+    scriptpool: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    scripttimeout: { type: 'integer', minimum: 1, maximum: 600000, default: 5000 },
+    reload: { type: 'boolean', default: true },
+  },
+};
+
+/** ctx.services name of `() => Promise<boolean>`: reload the rules now (what SIGHUP does). */
+export const RULES_RELOAD = 'rules.reload';
+
+/**
+ * One output line per (event, fired rule, log): the event plus ECS `rule.name`
+ * (section name as written), `rule.ruleset` (the .rules file name) and
+ * `event.kind` (`event` for the event log, `alert` for the alert log).
+ */
+export function hitItems(event: Record<string, unknown>, g: Generation, hits: number[], out: unknown[]): void {
+  for (const h of hits) {
+    const n = g.set.nodes[h]!;
+    const rule = { ...(event.rule as object | undefined), name: n.name, ruleset: path.basename(n.file) };
+    const ev = event.event as Record<string, unknown> | undefined;
+    if (n.trigger === 'log' || n.trigger === 'both') out.push({ ...event, rule, event: { ...ev, kind: 'event' } });
+    if (n.trigger === 'alert' || n.trigger === 'both') out.push({ ...event, rule, event: { ...ev, kind: 'alert' } });
+  }
+}
+
+export class RulesTransform extends Transform {
+  // Batches dispatched and not yet pushed, oldest first: output keeps input order.
+  private readonly inflight: Array<Promise<unknown[]>> = [];
+  private readonly maxInflight: number;
+  private pumping: Promise<void> | null = null;
+  private failed: Error | null = null;
+  private readonly onHup = () => void this.engine.reload();
+
+  constructor(
+    private readonly engine: RuleEngine,
+    private readonly ctx: StageContext,
+    workers: number,
+    reloadOnHup: boolean,
+  ) {
+    super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
+    // Enough batches in flight to keep every worker busy while one is being pushed; bounded.
+    this.maxInflight = Math.max(2, workers * 2);
+    if (reloadOnHup) process.on('SIGHUP', this.onHup);
+    ctx.services.set(RULES_RELOAD, async () => (await engine.reload()).ok);
+  }
+
+  override _transform(batch: Batch, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.failed) return cb(this.failed);
+    this.ctx.counters.in += batch.length;
+    const p = this.engine.evaluate(batch).then(({ gen, hits }) => {
+      const out: unknown[] = [];
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i];
+        if (hits[i]!.length && e && typeof e === 'object') hitItems(e as Record<string, unknown>, gen, hits[i]!, out);
+      }
+      this.ctx.counters.add('matched', hits.reduce((n, h) => n + (h.length ? 1 : 0), 0));
+      return out;
+    });
+    p.catch(() => {}); // observed by pump()
+    this.inflight.push(p);
+    this.pump();
+    if (this.inflight.length < this.maxInflight) return cb();
+    // Backpressure: the writer waits until the oldest batch is out.
+    this.inflight[0]!.then(
+      () => cb(),
+      (e: Error) => cb(e),
+    );
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = (async () => {
+      while (this.inflight.length) {
+        let out: unknown[];
+        try {
+          out = await this.inflight[0]!;
+        } catch (e) {
+          this.failed = e as Error;
+          this.destroy(e as Error);
+          return;
+        } finally {
+          // fallthrough
+        }
+        this.inflight.shift();
+        this.ctx.counters.out += out.length;
+        for (let i = 0; i < out.length; i += MAX_BATCH) this.push(out.slice(i, i + MAX_BATCH));
+      }
+    })().finally(() => {
+      this.pumping = null;
+    });
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const wait = async () => {
+      while (this.inflight.length || this.pumping) {
+        if (this.pumping) await this.pumping;
+        else this.pump();
+      }
+    };
+    wait().then(
+      () => (this.failed ? cb(this.failed) : cb()),
+      (e: Error) => cb(e),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    process.off('SIGHUP', this.onHup);
+    this.ctx.services.delete(RULES_RELOAD);
+    this.engine.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
+  }
+}
+
+export default defineStage<RulesOptions>({
+  kind: 'transform',
+  use: 'rules',
+  description: 'run each event through the SKAFE rule tree (.rules files, match and script rules); emit one item per fired log/alert',
+  schema,
+  async create(options, ctx) {
+    const workers = options.workers;
+    const engine = await RuleEngine.create({
+      rulesdir: path.resolve(ctx.baseDir, options.rulesdir),
+      scriptsdir: options.scriptsdir !== undefined ? path.resolve(ctx.baseDir, options.scriptsdir) : undefined,
+      workers,
+      scriptPool: options.scriptpool,
+      scriptTimeoutMs: options.scripttimeout,
+      log: ctx.log,
+      count: (name, n = 1) => ctx.counters.add(name, n),
+      // Looked up per call: the agent link registers it after this stage is built.
+      fetchFile: (req) => {
+        const f = ctx.services.get('fetchFile') as FetchFile | undefined;
+        return f ? f(req) : Promise.reject(new Error(FETCH_NOT_CONNECTED));
+      },
+    });
+    return new RulesTransform(engine, ctx, workers ?? (await import('node:os')).availableParallelism(), options.reload ?? true);
+  },
+});

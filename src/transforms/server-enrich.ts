@@ -1,0 +1,118 @@
+import { Transform } from 'node:stream';
+import dns from 'node:dns';
+import net from 'node:net';
+import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+
+// Server side: agent.name/agent.id are set by the queue from the link identity
+// (certificate CN, spool id), which this stage keeps; here we add reverse-DNS
+// names for the event's IPs: source.ip → source.domain, destination.ip →
+// destination.domain, client/server likewise. Lookups are cached (bounded LRU,
+// negative answers too) and time-boxed; 'auto' (the default) turns them off
+// when no resolver answers at start.
+
+export interface ServerEnrichOptions {
+  reverse_dns?: 'auto' | 'on' | 'off';
+  /** Per-lookup timeout in ms. Default 300. */
+  dns_timeout?: number;
+  /** Cached names (and failures). Default 10,000; oldest evicted at the cap. */
+  dns_cache?: number;
+  /** Cache lifetime in seconds. Default 600. */
+  dns_ttl?: number;
+}
+
+const FIELDS = ['source', 'destination', 'client', 'server'] as const;
+
+class ReverseDns {
+  private readonly cache = new Map<string, { name: string | null; until: number }>();
+  private readonly resolver: dns.promises.Resolver;
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly cap: number,
+    private readonly ttlMs: number,
+    private readonly ctx: StageContext,
+  ) {
+    this.resolver = new dns.promises.Resolver({ timeout: timeoutMs, tries: 1 });
+  }
+
+  async probe(): Promise<boolean> {
+    try {
+      await this.withTimeout(this.resolver.reverse('127.0.0.1'));
+      return true;
+    } catch (e) {
+      // NXDOMAIN / NOTFOUND is an answer: a resolver is there.
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'ENOTFOUND' || code === 'NOTFOUND';
+    }
+  }
+
+  async name(ip: string): Promise<string | null> {
+    const now = Date.now();
+    const hit = this.cache.get(ip);
+    if (hit && hit.until > now) return hit.name;
+    let name: string | null = null;
+    try {
+      name = (await this.withTimeout(this.resolver.reverse(ip)))[0] ?? null;
+    } catch {
+      this.ctx.counters.add('dnsFailures');
+    }
+    this.cache.delete(ip);
+    if (this.cache.size >= this.cap) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(ip, { name, until: now + this.ttlMs });
+    return name;
+  }
+
+  private withTimeout<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' })), this.timeoutMs).unref())]);
+  }
+}
+
+export default defineStage<ServerEnrichOptions>({
+  kind: 'transform',
+  use: 'server-enrich',
+  description: 'server-side enrichment: reverse-DNS names for source/destination/client/server IPs (cached, time-boxed)',
+  schema: {
+    type: 'object',
+    properties: {
+      reverse_dns: { enum: ['auto', 'on', 'off'] },
+      dns_timeout: { type: 'integer', minimum: 1 },
+      dns_cache: { type: 'integer', minimum: 1 },
+      dns_ttl: { type: 'number', minimum: 0 },
+    },
+    additionalProperties: false,
+  },
+  async create(options, ctx) {
+    const mode = options.reverse_dns ?? 'auto';
+    let rdns: ReverseDns | null = null;
+    if (mode !== 'off') {
+      rdns = new ReverseDns(options.dns_timeout ?? 300, options.dns_cache ?? 10_000, (options.dns_ttl ?? 600) * 1000, ctx);
+      if (mode === 'auto' && !(await rdns.probe())) {
+        ctx.log.info('reverse DNS off: no resolver answered (set reverse_dns: "on" to force)');
+        rdns = null;
+      }
+    }
+    return new Transform({
+      objectMode: true,
+      highWaterMark: BATCH_HWM,
+      transform(batch: Array<Record<string, unknown>>, _e, cb) {
+        ctx.counters.in += batch.length;
+        const work: Promise<void>[] = [];
+        if (rdns) {
+          for (const ev of batch) {
+            for (const f of FIELDS) {
+              const o = ev[f] as { ip?: unknown; domain?: unknown } | undefined;
+              if (o && typeof o.ip === 'string' && o.domain === undefined && net.isIP(o.ip)) {
+                work.push(rdns.name(o.ip).then((n) => void (n && (o.domain = n))));
+              }
+            }
+          }
+        }
+        const done = () => {
+          ctx.counters.out += batch.length;
+          cb(null, batch);
+        };
+        if (work.length === 0) done();
+        else Promise.all(work).then(done, cb);
+      },
+    });
+  },
+});

@@ -1,0 +1,50 @@
+import t from 'tap';
+import fs from 'node:fs';
+import { need } from '../helpers/env.js';
+import { makeRig, exited, sleep, randomMs, waitListening, deadline } from '../helpers/conservation.js';
+
+// Acceptance (b): while an agent replays 200,000 events, the server is
+// SIGKILLed 20 times at random moments and restarted; the event log ends up
+// with every input event exactly once (the queue's dedup drops resends, and its
+// release record cuts the log back to what was released before re-emitting).
+
+t.setTimeout(290_000);
+const EVENTS = Number(process.env.SKAFE_EVENTS ?? 200_000);
+// Sending is throttled so the run lasts long enough (~40 s) for every kill to land mid-run.
+const RATE = Math.max(1000, Math.round(EVENTS / 40));
+const KILLS = Number(process.env.SKAFE_KILLS ?? 20);
+
+t.test(`server SIGKILLed ${KILLS}× while an agent sends ${EVENTS} events`, { timeout: 600_000 }, async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const rig = await makeRig('serverkill', EVENTS, [`throttle_rate = ${RATE}`]);
+  let server = rig.startServer();
+  await waitListening(rig.serverPort);
+  const agent = rig.startAgent();
+  t.teardown(() => {
+    agent.kill('SIGKILL');
+    server.kill('SIGKILL');
+    if (!process.env.SKAFE_KEEP) fs.rmSync(rig.dir, { recursive: true, force: true });
+  });
+  let kills = 0;
+  for (; kills < KILLS && agent.exitCode === null; kills++) {
+    await sleep(randomMs(300, 1500));
+    server.kill('SIGKILL');
+    await exited(server);
+    await sleep(randomMs(0, 300));
+    server = rig.startServer();
+    await waitListening(rig.serverPort);
+  }
+  t.ok(kills >= Math.min(KILLS, 5), `killed the server ${kills} times mid-run`);
+  const code = await Promise.race([exited(agent), deadline(300_000)]);
+  t.equal(code, 0, 'the agent finished once everything was acknowledged');
+  // The agent's last acks mean durable in the queue; give the sink a moment, then stop cleanly.
+  await sleep(1000);
+  server.kill('SIGTERM');
+  await exited(server);
+  const r = rig.check();
+  t.equal(r.missing.length, 0, `no event missing (first: ${r.missing.slice(0, 3).join(', ')})`);
+  t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')})`);
+  t.equal(r.unexpected.length, 0, 'nothing else');
+  t.equal(r.total, rig.ids.length, `${rig.ids.length} events in the event log`);
+  if (r.missing.length || r.duplicates.length) t.comment(rig.logs().slice(-3000));
+});

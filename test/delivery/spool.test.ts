@@ -1,0 +1,131 @@
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeContext } from '../../src/pipeline.js';
+import { StageCounters } from '../../src/stage.js';
+import spoolStage, { Spool } from '../../src/transforms/spool.js';
+import { unpackEvents } from '../../src/link/codec.js';
+import type { SpooledBatch } from '../../src/link/services.js';
+import { memoryLogger } from '../helpers/delivery.js';
+
+// The spool on a real LevelDB on disk: resume after restart, acks, the two
+// full policies, and a corrupt spool moved aside.
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-spool-'));
+const ev = (i: number) => ({ event: { id: `e${i}` }, n: i, pad: 'x'.repeat(200) });
+
+async function open(dir: string, opts: Record<string, unknown> = {}) {
+  const log = memoryLogger();
+  const abort = new AbortController();
+  const ctx = makeContext('stage 1 (spool)', 0, new StageCounters(), { baseDir: dir, log, services: new Map(), signal: abort.signal });
+  const s = (await spoolStage.create({ dir: 'spool', ...opts } as never, ctx)) as Spool;
+  return { s, log, ctx };
+}
+
+function write(s: Spool, batch: unknown[]): Promise<void> {
+  return new Promise((resolve, reject) => s.write(batch, (e) => (e ? reject(e) : resolve())));
+}
+
+/** Read spooled batches until `n` events (of any kind) have come out. */
+async function readEvents(s: Spool, n: number): Promise<{ batches: SpooledBatch[]; events: Array<Record<string, any>> }> {
+  const batches: SpooledBatch[] = [];
+  const events: Array<Record<string, any>> = [];
+  while (events.length < n) {
+    const chunk = s.read() as SpooledBatch[] | null;
+    if (!chunk) {
+      await new Promise((r) => s.once('readable', r));
+      continue;
+    }
+    for (const b of chunk) {
+      batches.push(b);
+      events.push(...((await unpackEvents(b.data)) as Array<Record<string, any>>));
+    }
+  }
+  return { batches, events };
+}
+
+const close = (s: Spool) => new Promise<void>((r) => s.destroy() && s.once('close', () => r()));
+const auditOnly = (es: Array<Record<string, any>>) => es.filter((e) => e.event.module !== 'skafe');
+
+t.test('restart resumes unacknowledged events with the same offsets and identity; acks delete', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let { s } = await open(dir);
+  const id = s.id;
+  await write(s, [ev(0), ev(1), ev(2)]);
+  await write(s, [ev(3), ev(4)]);
+  const first = await readEvents(s, 6); // agent-started + 5
+  t.same(auditOnly(first.events).map((e) => e.n), [0, 1, 2, 3, 4]);
+  const offsetOf3 = first.batches.find((b) => b.count === 2)!.first; // the [3,4] batch
+  s.ack(offsetOf3 - 1); // server has everything before event 3
+  await new Promise((r) => setTimeout(r, 100));
+  await close(s);
+
+  ({ s } = await open(dir));
+  t.equal(s.id, id, 'same spool identity after restart');
+  const again = await readEvents(s, 3); // [3,4] + the new agent-started
+  t.same(auditOnly(again.events).map((e) => e.n), [3, 4], 'only the unacknowledged events come back');
+  t.equal(again.batches[0]!.first, offsetOf3, 'with their original offsets');
+  t.ok(s.nextOffset() > offsetOf3 + 1, 'new offsets continue after the old ones');
+  await close(s);
+});
+
+t.test("drop_oldest: over max_bytes the oldest go, counted, with a loss event", async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { s, ctx, log } = await open(dir, { when_full: 'drop_oldest', max_bytes: 600 });
+  for (let i = 0; i < 40; i++) await write(s, [ev(i), ev(i + 1000)]);
+  t.ok((ctx.counters.extra.lost ?? 0) > 0, `lost counted (${ctx.counters.extra.lost})`);
+  t.match(log.lines.join('\n'), /dropped \d+ unsent events/);
+  const { events } = await readEvents(s, 5);
+  const all = [...events];
+  // drain what is there
+  for (let c; (c = s.read() as SpooledBatch[] | null); ) for (const b of c) all.push(...((await unpackEvents(b.data)) as never[]));
+  t.ok(all.some((e) => e.event.action === 'spool-overflow' && e.skafe.lost > 0), 'a spool-overflow loss event is in the stream');
+  t.notOk(all.some((e) => e.n === 0), 'the oldest event was dropped');
+  await close(s);
+});
+
+t.test('block: over max_bytes the writer waits until an ack frees space', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { s, ctx } = await open(dir, { max_bytes: 2000 });
+  let blockedWrite = false;
+  for (let i = 0; i < 30; i++) {
+    const w = write(s, [ev(i), ev(i + 100), ev(i + 200)]);
+    const done = await Promise.race([w.then(() => true), new Promise((r) => setTimeout(() => r(false), 200))]);
+    if (!done) {
+      blockedWrite = true;
+      t.equal(ctx.counters.extra.blocked, 1, 'blocked counted');
+      s.ack(s.nextOffset() - 1);
+      await w;
+      t.pass('the write completed after the ack');
+      break;
+    }
+  }
+  t.ok(blockedWrite, 'a write blocked at the byte cap');
+  t.equal(ctx.counters.extra.lost ?? 0, 0, 'nothing lost under block');
+  await close(s);
+});
+
+t.test('a corrupt spool is moved aside, reported, and a fresh one started', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let { s } = await open(dir);
+  await write(s, [ev(1)]);
+  const oldId = s.id;
+  await close(s);
+  const spoolDir = path.join(dir, 'spool');
+  for (const f of fs.readdirSync(spoolDir)) if (f.startsWith('MANIFEST-')) fs.writeFileSync(path.join(spoolDir, f), Buffer.alloc(500, 0xab));
+  let log;
+  ({ s, log } = await open(dir));
+  t.not(s.id, oldId, 'fresh spool identity');
+  const aside = fs.readdirSync(dir).filter((f) => f.startsWith('spool.corrupt-'));
+  t.equal(aside.length, 1, 'old spool moved aside');
+  t.match(log.lines.join('\n'), /corrupt.*moved aside/);
+  const { events } = await readEvents(s, 2);
+  t.equal(events[0]!.event.action, 'spool-corrupt', 'reported as an event');
+  t.equal(events[0]!.skafe.spool.moved_to, path.join(dir, aside[0]!));
+  await close(s);
+});

@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { makeCerts } from './certs.js';
+import { fixtures, skafeBin } from './env.js';
+import { makeReplayLog } from './replay-log.js';
+import { readEventLog } from './delivery.js';
+import { isStatusEvent } from '../../src/link/status.js';
+
+// Real `skafe agent` and `skafe server` processes with INI configs, for tests
+// that SIGKILL them or cut the network between them.
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const randomMs = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export interface Rig {
+  dir: string;
+  ids: string[];
+  eventLog: string;
+  serverPort: number;
+  agentConf: string;
+  serverConf: string;
+  startServer(): ChildProcess;
+  startAgent(): ChildProcess;
+  /** Point the agent at another port (a proxy). */
+  setAgentPort(port: number): void;
+  check(): { missing: string[]; duplicates: string[]; unexpected: string[]; total: number };
+  logs(): string;
+}
+
+export async function makeRig(name: string, events: number, agentExtra: string[] = []): Promise<Rig> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `skafe-${name}-`));
+  const certs = makeCerts();
+  const input = path.join(dir, 'audit.log');
+  const { ids } = await makeReplayLog(fixtures('dev-1', 'audit.log'), input, events);
+  const serverPort = await freePort();
+  const eventLog = path.join(dir, 'events.jsonl');
+  const serverConf = path.join(dir, 'server.conf');
+  const agentConf = path.join(dir, 'agent.conf');
+  fs.writeFileSync(
+    serverConf,
+    [`port = ${serverPort}`, 'host = 127.0.0.1', `tlscert = ${certs.server.cert}`, `tlskey = ${certs.server.key}`, `tlsca = ${certs.ca}`, 'queuedir = queue', 'eventlog = events.jsonl', 'reverse_dns = off'].join('\n') + '\n',
+  );
+  const agentBase = (port: number) =>
+    [
+      '# conservation test agent',
+      'server = 127.0.0.1',
+      `port = ${port}`,
+      'tls = true',
+      `tlscert = ${certs.client.cert}`,
+      `tlskey = ${certs.client.key}`,
+      `tlscac = ${certs.ca}`,
+      `source = ${input}`,
+      'follow = false',
+      'spooldir = spool',
+      'backoff_max = 1s',
+      'heartbeat = 1s',
+      'idle_timeout = 4s',
+      ...agentExtra,
+    ].join('\n') + '\n';
+  fs.writeFileSync(agentConf, agentBase(serverPort));
+  const logFile = path.join(dir, 'processes.log');
+  const spawnSkafe = (args: string[]) => {
+    const out = fs.openSync(logFile, 'a');
+    const p = spawn(process.execPath, [skafeBin, ...args], { cwd: dir, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    return p;
+  };
+  return {
+    dir,
+    ids,
+    eventLog,
+    serverPort,
+    agentConf,
+    serverConf,
+    startServer: () => spawnSkafe(['server', '-config', serverConf]),
+    startAgent: () => spawnSkafe(['agent', '--config', agentConf]),
+    setAgentPort: (port) => fs.writeFileSync(agentConf, agentBase(port)),
+    logs: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+    check() {
+      const got = readEventLog(eventLog)
+        .filter((e) => !isStatusEvent(e))
+        .map((e) => String(e.event?.id));
+      const want = new Set(ids);
+      const seen = new Set<string>();
+      const duplicates: string[] = [];
+      const unexpected: string[] = [];
+      for (const id of got) {
+        if (seen.has(id)) duplicates.push(id);
+        else seen.add(id);
+        if (!want.has(id)) unexpected.push(id);
+      }
+      return { missing: ids.filter((id) => !seen.has(id)), duplicates, unexpected, total: got.length };
+    },
+  };
+}
+
+/** Resolves to 'timeout' after ms without holding the process open. */
+export function deadline(ms: number): Promise<'timeout'> {
+  return new Promise((r) => setTimeout(() => r('timeout'), ms).unref());
+}
+
+export function exited(p: ChildProcess): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((resolve) => p.once('exit', (code) => resolve(code)));
+}
+
+/** Wait until the server's event log holds `n` non-status lines or the deadline passes. */
+export async function waitForEvents(rig: Rig, n: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (rig.check().total >= n) return;
+    await sleep(250);
+  }
+}
+
+export async function waitListening(port: number, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listening on ${port} after ${ms} ms`);
+}

@@ -1,0 +1,152 @@
+import t, { type Test } from 'tap';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { need, repoRoot, skafeBin } from '../helpers/env.js';
+import { auditRules, auditStatus, takeKernelLock } from './kernel-lock.js';
+import { AuditSession } from '../../src/kernel/audit-session.js';
+import { isSkafeError } from '../../src/errors.js';
+
+if (need(t as never, 'kernel-audit')) {
+  const release = await takeKernelLock();
+  t.teardown(release);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-netlink-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'test.rules'), '-a always,exit -F arch=b64 -S execve -k skafe-test\n');
+  const defFile = (name: string, extra: Record<string, unknown> = {}) => {
+    const f = path.join(dir, `${name}.json`);
+    fs.writeFileSync(f, JSON.stringify({ stages: [
+      { use: 'netlink', mode: 'unicast', rules: 'test.rules', statusIntervalMs: 200, ...extra },
+      { use: 'coalesce' },
+      { use: 'jsonl', path: `${name}.jsonl` },
+    ] }));
+    return f;
+  };
+  const before = auditStatus();
+  const rulesBefore = auditRules();
+
+  /** Waits until `text` appears on the child's stdout or stderr. */
+  const waitFor = (child: ChildProcess, text: string, ms = 20000) =>
+    new Promise<void>((resolve, reject) => {
+      let seen = '';
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}"; got: ${seen.slice(-500)}`)), ms);
+      const on = (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes(text)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout?.on('data', on);
+      child.stderr?.on('data', on);
+      child.once('exit', (code, sig) => {
+        clearTimeout(timer);
+        reject(new Error(`child exited (${code ?? sig}) before "${text}": ${seen.slice(-800)}`));
+      });
+    });
+
+  const checkRestored = (t: Test, what: string) => {
+    const s = auditStatus();
+    t.equal(s.pid, 0, `${what}: auditctl -s shows pid 0`);
+    t.equal(s.enabled, before.enabled, `${what}: enabled restored to ${before.enabled}`);
+    t.equal(s.backlog_limit, before.backlog_limit, `${what}: backlog_limit restored`);
+    t.equal(s.backlog_wait_time, before.backlog_wait_time, `${what}: backlog_wait_time restored`);
+    t.same(auditRules(), rulesBefore, `${what}: auditctl -l shows no rule of ours`);
+  };
+
+  t.test('unicast: netlink → coalesce → jsonl finds exactly the marker exec', async (t) => {
+    const marker = `skafe-marker-${randomBytes(6).toString('hex')}`;
+    const def = defFile('marker');
+    const child = spawn(process.execPath, [skafeBin, 'run', def], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    await waitFor(child, 'audit rules loaded');
+    const during = auditStatus();
+    t.equal(during.pid, child.pid, 'the kernel sends records to skafe (auditctl -s pid)');
+    t.equal(during.enabled, 1, 'auditing enabled while running');
+    t.ok(auditRules().some((l) => l.includes('key=skafe-test')), 'our rule is loaded');
+    execFileSync('/bin/true', [marker]);
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const [code] = await once(child, 'exit');
+    t.equal(code, 0, 'skafe run exits 0 after SIGINT');
+    const events = fs.readFileSync(path.join(dir, 'marker.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const hits = events.filter((e) => JSON.stringify(e).includes(marker));
+    t.equal(hits.length, 1, 'exactly one event mentions the marker');
+    const ev = hits[0] ?? {};
+    t.same(ev.process?.args, ['/bin/true', marker], 'process.args');
+    t.equal(ev.process?.executable, fs.realpathSync('/bin/true'), 'process.executable');
+    t.ok(Array.isArray(ev.tags) && ev.tags.includes('skafe-test'), 'tags carry the rule key');
+    checkRestored(t, 'after SIGINT');
+  });
+
+  const child = (how: string, extra: Record<string, unknown> = {}) =>
+    spawn(process.execPath, [path.join(repoRoot, 'dist/test/kernel/netlink-child.js'), defFile(`life-${how}`, extra), how], { stdio: ['pipe', 'pipe', 'pipe'] });
+
+  for (const how of ['end', 'destroy', 'throw']) {
+    t.test(`lifecycle: ${how} restores the kernel`, async (t) => {
+      // A backlog setting different from the current one, to see it put back.
+      const c = child(how, { backlogLimit: before.backlog_limit + 7, backlogWaitTime: 1000 });
+      await waitFor(c, 'ready');
+      await new Promise((r) => setTimeout(r, 200));
+      const s = auditStatus();
+      t.equal(s.pid, c.pid, 'registered');
+      t.equal(s.backlog_limit, before.backlog_limit + 7, 'backlog_limit changed while running');
+      c.stdin!.write('go\n');
+      const [code] = await once(c, 'exit');
+      if (how === 'throw') t.not(code, 0, 'the uncaught exception kills the process');
+      checkRestored(t, how);
+    });
+  }
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    t.test(`lifecycle: ${sig} with no handler of the caller's restores the kernel`, async (t) => {
+      const c = child('signal', { backlogLimit: before.backlog_limit + 3 });
+      await waitFor(c, 'ready');
+      t.equal(auditStatus().pid, c.pid, 'registered');
+      c.kill(sig);
+      const [, signal] = await once(c, 'exit');
+      t.equal(signal, sig, `the process still dies of ${sig}`);
+      checkRestored(t, sig);
+    });
+  }
+
+  t.test('skafe run: SIGTERM drains and restores', async (t) => {
+    const c = spawn(process.execPath, [skafeBin, 'run', defFile('run-term')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await waitFor(c, 'audit rules loaded');
+    c.kill('SIGTERM');
+    const [code] = await once(c, 'exit');
+    t.equal(code, 0, 'clean exit');
+    checkRestored(t, 'skafe run SIGTERM');
+  });
+
+  t.test('unicast refuses when another audit daemon holds the kernel', async (t) => {
+    const c = child('end');
+    await waitFor(c, 'ready');
+    try {
+      await t.rejects(
+        AuditSession.open({ mode: 'unicast', onRecords: () => {}, onError: () => {} }),
+        (e: unknown) => isSkafeError(e, 'SKAFE_AUDIT_DAEMON_BUSY') && e.message.includes(`process ${c.pid}`) && /plugin/.test(e.message),
+      );
+      t.equal(auditStatus().pid, c.pid, 'the other daemon keeps its registration');
+    } finally {
+      c.stdin!.write('go\n');
+      await once(c, 'exit');
+    }
+    checkRestored(t, 'after refusal');
+  });
+
+  t.test('a bad rules file loads nothing and names the line', async (t) => {
+    fs.writeFileSync(path.join(dir, 'bad.rules'), '-a always,exit -F arch=b64 -S execve -k ok\n-a always,exit -F arch=b64 -S nosuchcall -k bad\n');
+    const f = path.join(dir, 'bad.json');
+    fs.writeFileSync(f, JSON.stringify({ stages: [{ use: 'netlink', rules: 'bad.rules' }, { use: 'jsonl', path: 'bad.jsonl' }] }));
+    const c = spawn(process.execPath, [skafeBin, 'run', f], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    c.stderr!.on('data', (d) => (err += d));
+    const [code] = await once(c, 'exit');
+    t.not(code, 0, 'skafe run fails');
+    t.match(err, /bad\.rules:2: .*nosuchcall/, 'the error names file, line and syscall');
+    checkRestored(t, 'after a bad rules file');
+  });
+}

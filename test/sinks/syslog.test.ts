@@ -1,0 +1,111 @@
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import syslogStage from '../../src/sinks/syslog.js';
+import { StageCounters, type StageContext } from '../../src/stage.js';
+import { need } from '../helpers/env.js';
+
+// A real rsyslogd with a private config: a unix datagram socket (what
+// /dev/log is), a TCP and a UDP listener on loopback, everything written to
+// one file with the RFC 5424 fields separated by `|`.
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function ctx(): StageContext {
+  return {
+    baseDir: process.cwd(),
+    index: 3,
+    name: 'stage 4 (syslog)',
+    counters: new StageCounters(),
+    log: { info() {}, warn() {}, error() {} },
+    signal: new AbortController().signal,
+    problem() {},
+    services: new Map(),
+  };
+}
+
+async function waitFor(file: string, lines: number, ms = 10000): Promise<string[]> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const got = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+    if (got.length >= lines || Date.now() > end) return got;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('syslog sink → real rsyslogd over /dev/log-style socket, TCP and UDP', async (t) => {
+  if (!need(t as never, { tool: 'rsyslogd' }) || !need(t as never, { tool: 'logger' })) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-syslog-'));
+  const tcp = await freePort();
+  const udp = await freePort();
+  const out = path.join(dir, 'out.log');
+  fs.writeFileSync(
+    path.join(dir, 'rsyslog.conf'),
+    `global(workDirectory="${dir}" maxMessageSize="64k")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="${dir}/log" UseSpecialParser="off" ParseHostname="on")
+module(load="imtcp")
+input(type="imtcp" port="${tcp}" address="127.0.0.1")
+module(load="imudp")
+input(type="imudp" port="${udp}" address="127.0.0.1")
+template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+*.* action(type="omfile" file="${out}" template="fields")
+`,
+  );
+  const rs = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let rsErr = '';
+  rs.stderr.on('data', (d) => (rsErr += d));
+  t.teardown(() => {
+    rs.kill('SIGTERM');
+  });
+  // Ready when its socket exists and the TCP port accepts.
+  for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, 'log')); i++) await new Promise((r) => setTimeout(r, 100));
+  t.ok(fs.existsSync(path.join(dir, 'log')), `rsyslogd listening ${rsErr}`);
+
+  const item = (n: number, kind: string) => ({
+    '@timestamp': '2024-01-01T00:00:00.000Z',
+    event: { id: `1.0:${n}`, kind },
+    process: { executable: '/usr/bin/tail', args: ['tail', 'a "quoted" \\ arg', 'ünïcödé'] },
+    rule: { name: 'MatchRule.test', ruleset: 'test.rules' },
+  });
+  const transports = [
+    { transport: 'local', path: path.join(dir, 'log') },
+    { transport: 'tcp', host: '127.0.0.1', port: tcp },
+    { transport: 'udp', host: '127.0.0.1', port: udp },
+  ] as const;
+  let sent = 0;
+  for (const opts of transports) {
+    const sink = await syslogStage.create({ ...opts, facility: 'local3', appname: 'skafe-test' }, ctx());
+    const items = [item(sent++, 'event'), item(sent++, 'alert')];
+    await pipeline(Readable.from([items]), sink as NodeJS.WritableStream);
+  }
+  const lines = await waitFor(out, sent);
+  t.equal(lines.length, sent, `all ${sent} messages arrived: ${rsErr}`);
+  for (const [i, line] of lines.entries()) {
+    const [input, pri, ver, app, msgid, sd, ...rest] = line.split('|');
+    const body = JSON.parse(rest.join('|').trim());
+    t.same(body, item(body.event.id.split(':')[1] * 1, body.event.kind), `${input}: JSON body intact`);
+    t.equal(app, 'skafe-test', `${input}: APP-NAME`);
+    t.equal(ver, '1', `${input}: RFC 5424`);
+    const sev = body.event.kind === 'alert' ? 4 : 6;
+    t.equal(Number(pri), 19 * 8 + sev, `${input}: facility local3, severity by event.kind`);
+    if (input !== 'imuxsock') {
+      t.equal(msgid, body.event.kind, `${input}: MSGID`);
+      t.equal(sd, '[skafe@32473 rule="MatchRule.test"]', `${input}: structured data`);
+    }
+    void i;
+  }
+  t.same(new Set(lines.map((l) => l.split('|')[0])), new Set(['imuxsock', 'imtcp', 'imudp']));
+});
