@@ -259,6 +259,8 @@ async function buildList(list: StageSpec[], prefix: string, env: BuildEnv, infos
     infos.push({ label, use: spec.use, kind: def.kind, counters });
     const { use: _u, id: _i, ...options } = spec;
     const ctx = makeContext(label, i, counters, env);
+    const next = list[i + 1];
+    ctx.encodedOutput = next !== undefined && registry[next.use]?.acceptsEncoded === true;
     out.push(await def.create(options, ctx));
   }
   return out;

@@ -12,6 +12,21 @@ export const BATCH_HWM = 8;
 
 export type StageKind = 'source' | 'transform' | 'sink';
 
+/**
+ * A batch whose items are events already serialized as JSON text (one string
+ * per event). Only a stage whose definition says `acceptsEncoded` is ever given
+ * one: the pipeline sets `ctx.encodedOutput` on the stage before it, which may
+ * then do the serializing in its worker threads (coalesce does).
+ */
+export const ENCODED = Symbol.for('skafe.encoded');
+export function markEncoded<T>(batch: Batch<T>): Batch<T> {
+  (batch as unknown as Record<symbol, boolean>)[ENCODED] = true;
+  return batch;
+}
+export function isEncoded(batch: Batch<unknown>): batch is Batch<string> {
+  return (batch as unknown as Record<symbol, boolean>)[ENCODED] === true;
+}
+
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -72,6 +87,8 @@ export interface StageContext {
    * that sinks call. Registered by the stage that owns the service.
    */
   services: Map<string, unknown>;
+  /** The next stage takes encoded batches (see ENCODED): this stage may emit them. */
+  encodedOutput?: boolean;
 }
 
 export type StageStream = Readable | Duplex | Writable;
@@ -83,6 +100,8 @@ export interface StageDefinition<O = any> {
   description: string;
   /** JSON Schema of the options object (without `use`/`id`). */
   schema: Record<string, unknown>;
+  /** Takes batches of pre-serialized JSON text as well as objects (sinks that only write them out). */
+  acceptsEncoded?: boolean;
   create(options: O, ctx: StageContext): StageStream | Promise<StageStream>;
 }
 

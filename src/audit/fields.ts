@@ -127,18 +127,41 @@ const FACTORY_AFTER = 8;
 // Shape slot of a msg='…' wrapper: not a field itself (a name cannot hold '=' and ').
 const MSG_SLOT = "msg='";
 
+// Generated factories by layout, shared by all shapes: a type whose records
+// alternate between two layouts (PATH with and without some fields) compiles
+// each once. Bounded: past MAX_FACTORIES layouts, new ones are not compiled
+// (their records are built field by field, slower but correct).
+const MAX_FACTORIES = 1024;
+const factories = new Map<string, Factory | null>();
+
 /** A generated `(v) => ({ "arch": v[0], … })` for a layout, or undefined when one cannot be made safely. */
 function makeFactory(slots: readonly string[]): Factory | undefined {
+  const key = slots.join('\0');
+  const cached = factories.get(key);
+  if (cached !== undefined) return cached ?? undefined;
+  if (factories.size >= MAX_FACTORIES) return undefined;
   const names = slots.filter((n) => n !== MSG_SLOT);
   const seen = new Set<string>();
+  let ok = true;
   for (const n of names) {
     // a repeated name would be lost in a literal; __proto__ would set the prototype
-    if (seen.has(n) || n === '__proto__') return undefined;
+    if (seen.has(n) || n === '__proto__') ok = false;
     seen.add(n);
   }
   // JSON.stringify quotes the names safely: they are data, never code.
-  const body = names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ');
-  return new Function('v', `return { ${body} };`) as Factory;
+  const f = ok ? (new Function('v', `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} };`) as Factory) : null;
+  factories.set(key, f);
+  return f ?? undefined;
+}
+
+/**
+ * A generated function copying the named fields of an object into a new
+ * object literal (one hidden class, no keyed stores): `(f) => ({ "exit": f["exit"], … })`.
+ * For interpret's auditd.data, built once per record layout.
+ */
+export function makePicker(names: readonly string[]): (f: Fields) => Record<string, unknown> {
+  const props = names.filter((n) => n !== '__proto__').map((n) => `${JSON.stringify(n)}: f[${JSON.stringify(n)}]`);
+  return new Function('f', `return { ${props.join(', ')} };`) as (f: Fields) => Record<string, unknown>;
 }
 
 // Problems found by the current scan. Module state rather than a closure per
@@ -152,7 +175,8 @@ function problem(message: string): void {
 }
 
 // The current record's fields, in order, before they become an object.
-// Reused between calls; bounded by the record length.
+// Reused between calls (not cleared: each call overwrites what it reads);
+// bounded by the longest record.
 const fieldNames: string[] = [];
 const fieldValues: string[] = [];
 let fieldCount = 0;
@@ -188,17 +212,12 @@ export function scanFields(body: string, enriched: string | undefined, execve: b
     if (shape.factory === undefined && ++shape.streak >= FACTORY_AFTER && shape.streak < FACTORY_AFTER + 2) {
       shape.factory = makeFactory(shape.names);
     }
-    if (shape.factory !== undefined) {
-      out = shape.factory(fieldValues);
-      fieldValues.length = 0;
-      return out;
-    }
+    if (shape.factory !== undefined) return shape.factory(fieldValues);
   } else {
     shape.streak = 0;
   }
   out = {};
   for (let k = 0; k < fieldCount; k++) put(out, fieldNames[k]!, fieldValues[k]!);
-  fieldValues.length = 0;
   return out;
 }
 

@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { AuditRecord } from './record.js';
 import type { AuditEvent } from './event.js';
-import { scanFields, rawFieldList, rawValueBytes, FieldShape, type Fields, type ProblemSink } from './fields.js';
+import { scanFields, rawFieldList, rawValueBytes, FieldShape, lastScanWasExact, makePicker, type Fields, type ProblemSink } from './fields.js';
 import { archFromHex } from './arch.js';
 import { userName, groupName } from './users.js';
 import { decodeSockaddr, type SocketAddress } from './sockaddr.js';
@@ -47,6 +47,38 @@ function shapeFor(type: string): FieldShape {
   return s;
 }
 
+// auditd.data pickers by SYSCALL layout (shape and its version): the SYSCALL
+// fields that are not mapped to ECS, copied by a generated literal.
+interface DataPicker {
+  version: number;
+  pick: (f: Fields) => Record<string, unknown>;
+}
+const dataPickers = new WeakMap<FieldShape, DataPicker>();
+
+function dataPicker(shape: FieldShape): DataPicker['pick'] {
+  let p = dataPickers.get(shape);
+  if (p === undefined || p.version !== shape.version) {
+    const names = shape.names.filter((n) => !SYSCALL_MAPPED.has(n));
+    p = { version: shape.version, pick: makePicker(['arch', 'syscall', ...names]) };
+    dataPickers.set(shape, p);
+  }
+  return p.pick;
+}
+
+// "2026-11-24T15:16:19." for the last second seen: events come in time order,
+// so one Date per second instead of one per event.
+let isoSec = -1;
+let isoPrefix = '';
+
+function isoTimestamp(sec: number, msec: number): string {
+  if (msec > 999) return new Date(sec * 1000 + msec).toISOString();
+  if (sec !== isoSec) {
+    isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20);
+    isoSec = sec;
+  }
+  return isoPrefix + (msec < 10 ? '00' : msec < 100 ? '0' : '') + msec + 'Z';
+}
+
 interface Named {
   id: string;
   name?: string;
@@ -61,6 +93,8 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
   const first = records[0]!;
   const recs: Array<{ type: string; fields: Fields }> = new Array(records.length);
   let syscall: Fields | undefined;
+  // the SYSCALL record's layout, when it matched its shape exactly (fast auditd.data copy)
+  let syscallShape: FieldShape | undefined;
   let execves: number[] | undefined;
   let proctitle: Fields | undefined;
   let cwd: Fields | undefined;
@@ -75,7 +109,10 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
     if (node === undefined && r.node !== undefined) node = r.node;
     switch (r.type) {
       case 'SYSCALL':
-        if (syscall === undefined) syscall = fields;
+        if (syscall === undefined) {
+          syscall = fields;
+          if (lastScanWasExact()) syscallShape = shapeFor('SYSCALL');
+        }
         break;
       case 'EXECVE':
         (execves ??= []).push(i);
@@ -96,12 +133,12 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
   }
 
   const ev: Record<string, any> = {
-    '@timestamp': new Date(first.sec * 1000 + first.msec).toISOString(),
+    '@timestamp': isoTimestamp(first.sec, first.msec),
   };
   const event: Record<string, any> = { id: first.id, kind: 'event', module: 'auditd', outcome: 'unknown' };
   ev.event = event;
   if (node !== undefined) ev.host = { name: node };
-  const data: Record<string, any> = {};
+  let data: Record<string, any> = {};
   const auditd: Record<string, any> = { sequence: first.serial };
   const process: Record<string, any> = {};
   let syscallName: string | undefined;
@@ -109,13 +146,19 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
   if (syscall !== undefined) {
     const s = syscall;
     const arch = s.arch !== undefined ? archFromHex(s.arch) : undefined;
+    if (syscallShape !== undefined) data = dataPicker(syscallShape)(s);
+    else {
+      data.arch = undefined;
+      data.syscall = undefined;
+      for (const k in s) if (!SYSCALL_MAPPED.has(k)) data[k] = s[k];
+    }
     const archName = s.ARCH ?? arch?.name ?? s.arch;
     if (archName !== undefined) data.arch = archName;
+    else delete data.arch;
     if (s.syscall !== undefined) {
       syscallName = s.SYSCALL ?? arch?.syscalls[Number(s.syscall)] ?? s.syscall;
       data.syscall = syscallName;
-    }
-    for (const k in s) if (!SYSCALL_MAPPED.has(k)) data[k] = s[k];
+    } else delete data.syscall;
     if (s.success === 'yes') event.outcome = 'success';
     else if (s.success === 'no') event.outcome = 'failure';
     setPid(process, s.pid);

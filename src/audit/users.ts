@@ -14,6 +14,7 @@ interface Db {
   names: Map<number, string>;
   mtimeMs: number;
   checkedAt: number;
+  lookups: number;
 }
 
 const dbs = new Map<string, Db>();
@@ -42,21 +43,21 @@ function load(file: string): Db {
   } catch {
     // No database (minimal containers): every id resolves to no name.
   }
-  return { file, names, mtimeMs, checkedAt: Date.now() };
+  return { file, names, mtimeMs, checkedAt: Date.now(), lookups: 0 };
 }
 
 // Lookups between two clock reads: the reload check costs a clock read, and
-// there are about ten lookups per event.
+// there are about ten lookups per event. (A change is seen after RELOAD_MS and
+// at most CHECK_EVERY lookups.)
 const CHECK_EVERY = 1024;
-let lookups = 0;
 
 function db(file: string): Db {
   let d = dbs.get(file);
   if (d === undefined) {
     d = load(file);
     dbs.set(file, d);
-  } else if (++lookups >= CHECK_EVERY) {
-    lookups = 0;
+  } else if (++d.lookups >= CHECK_EVERY) {
+    d.lookups = 0;
     const now = Date.now();
     if (now - d.checkedAt > RELOAD_MS) {
       d.checkedAt = now;

@@ -7,6 +7,7 @@ const commands: Record<string, () => Promise<Command>> = {
   run: () => import('./commands/run.js'),
   validate: () => import('./commands/validate.js'),
   tail: () => import('./commands/tail.js'),
+  stages: () => import('./commands/stages.js'),
   'audit-rules': () => import('./commands/audit-rules.js'),
   rules: () => import('./commands/rules.js'),
   agent: () => import('./commands/agent.js'),

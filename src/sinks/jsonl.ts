@@ -130,6 +130,7 @@ async function mkdirs(dir: string): Promise<void> {
 export default defineStage<JsonlOptions>({
   kind: 'sink',
   use: 'jsonl',
+  acceptsEncoded: true,
   description: 'append events to a file as JSON lines (never a torn line; SIGHUP reopens it for logrotate)',
   schema,
   create(options, ctx) {

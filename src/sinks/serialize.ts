@@ -1,7 +1,8 @@
-import type { Batch } from '../stage.js';
+import { isEncoded, type Batch } from '../stage.js';
 
 /** One JSON document per line for a whole batch: one string, so one write() call. */
 export function toJsonLines(batch: Batch<unknown>): string {
+  if (isEncoded(batch)) return batch.join('\n') + '\n';
   let s = '';
   for (let i = 0; i < batch.length; i++) s += JSON.stringify(batch[i]) + '\n';
   return s;

@@ -4,6 +4,7 @@ import { StdioSink } from './stdio.js';
 export default defineStage<Record<string, never>>({
   kind: 'sink',
   use: 'stdout',
+  acceptsEncoded: true,
   description: 'events as JSON lines on standard output',
   schema: { type: 'object', additionalProperties: false, properties: {} },
   create: (_o, ctx) => new StdioSink(process.stdout, 'stdout', ctx),

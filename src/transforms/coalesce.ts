@@ -1,5 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { defineStage, BATCH_HWM, type Batch, type StageContext } from '../stage.js';
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type Batch, type StageContext } from '../stage.js';
+import { packEvents, type WorkerReply } from './coalesce-worker.js';
 import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
 import { interpret } from '../audit/interpret.js';
 import type { AuditEvent } from '../audit/event.js';
@@ -16,6 +19,12 @@ export interface CoalesceOptions {
   maxOpen?: number;
   /** Records one event may hold; further records are dropped and counted. */
   maxRecords?: number;
+  /**
+   * Worker threads that interpret and serialize events, when the next stage
+   * takes serialized events (jsonl, stdout, stderr). `auto`: one per core.
+   * Otherwise events are interpreted on the main thread.
+   */
+  workers?: number | 'auto';
 }
 
 const schema = {
@@ -27,8 +36,74 @@ const schema = {
     idleTimeoutMs: { type: 'integer', minimum: 10, default: 1000 },
     maxOpen: { type: 'integer', minimum: 1, default: 10000 },
     maxRecords: { type: 'integer', minimum: 1, default: 10000 },
+    workers: { anyOf: [{ type: 'integer', minimum: 0, maximum: 64 }, { const: 'auto' }], default: 'auto' },
   },
 };
+
+// Batches in flight per worker: enough to keep each busy while the main thread reads.
+const IN_FLIGHT_PER_WORKER = 2;
+
+/** Interprets and serializes events in worker threads, handing results back in order. */
+class EncoderPool {
+  private readonly workers: Worker[];
+  private next = 0;
+  private seq = 0;
+  private delivered = 0;
+  private readonly replies = new Map<number, WorkerReply & { cursor?: Cursor }>();
+  private readonly cursors = new Map<number, Cursor | undefined>();
+  private waiters: Array<() => void> = [];
+  readonly maxInFlight: number;
+
+  constructor(
+    n: number,
+    private readonly deliver: (lines: string[], cursor: Cursor | undefined, problems: WorkerReply['problems']) => void,
+    private readonly fail: (err: Error) => void,
+  ) {
+    this.workers = Array.from({ length: n }, () => {
+      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url));
+      w.on('message', (m: WorkerReply) => this.reply(m));
+      w.on('error', (err) => this.fail(err));
+      return w;
+    });
+    this.maxInFlight = n * IN_FLIGHT_PER_WORKER;
+  }
+
+  get inFlight(): number {
+    return this.seq - this.delivered;
+  }
+
+  send(events: AuditRecord[][], cursor: Cursor | undefined): void {
+    const seq = this.seq++;
+    this.cursors.set(seq, cursor);
+    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events) });
+    this.next = (this.next + 1) % this.workers.length;
+  }
+
+  private reply(m: WorkerReply): void {
+    this.replies.set(m.seq, m);
+    // Workers finish out of order; results leave in the order they were sent.
+    for (let r = this.replies.get(this.delivered); r; r = this.replies.get(this.delivered)) {
+      this.replies.delete(this.delivered);
+      const cursor = this.cursors.get(this.delivered);
+      this.cursors.delete(this.delivered);
+      this.delivered++;
+      this.deliver(r.lines, cursor, r.problems);
+    }
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once fewer than `limit` batches are in flight. */
+  whenBelow(limit: number, f: () => void): void {
+    if (this.inFlight < limit) f();
+    else this.waiters.push(() => this.whenBelow(limit, f));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
 
 interface OpenEvent {
   records: AuditRecord[];
@@ -60,12 +135,35 @@ export class Coalescer extends Transform {
   /** Resume positions of recent input batches, oldest first; pruned to what open events still need. */
   private readonly cursors: Array<{ batchNo: number; cursor: Cursor }> = [];
   private lastCursor: Cursor | undefined;
+  private readonly pool: EncoderPool | undefined;
+  /** Completed events waiting to be sent to the pool. */
+  private ready: AuditRecord[][] = [];
+  private currentId = '';
+  private readonly onProblem = (message: string) =>
+    this.ctx.problem({ code: 'SKAFE_MALFORMED_RECORD', message: `event ${this.currentId}: ${message}` });
 
   constructor(
     private readonly ctx: StageContext,
     private readonly o: Required<CoalesceOptions>,
   ) {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
+    const n = o.workers === 'auto' ? os.availableParallelism() : o.workers;
+    if (ctx.encodedOutput && n > 0) {
+      this.pool = new EncoderPool(
+        n,
+        (lines, cursor, problems) => {
+          for (const [id, message] of problems) {
+            this.currentId = id;
+            this.onProblem(message);
+          }
+          ctx.counters.out += lines.length;
+          const b = markEncoded(lines);
+          if (cursor) setCursor(b, cursor);
+          this.push(b);
+        },
+        (err) => this.destroy(err),
+      );
+    }
     this.idleTimer = setInterval(() => this.expireIdle(), Math.max(10, o.idleTimeoutMs >> 1));
     this.idleTimer.unref();
   }
@@ -107,7 +205,8 @@ export class Coalescer extends Transform {
     this.expireSettled();
     this.trackCursor(batchNo, getCursor(batch));
     this.flushOut();
-    done();
+    if (this.pool) this.pool.whenBelow(this.pool.maxInFlight, () => done());
+    else done();
   }
 
   override _flush(done: TransformCallback): void {
@@ -117,12 +216,17 @@ export class Coalescer extends Transform {
     this.open.clear();
     this.cursors.length = 0;
     this.flushOut();
-    done();
+    const pool = this.pool;
+    if (!pool) return done();
+    pool.whenBelow(1, () => {
+      pool.close().then(() => done(), done);
+    });
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     if (this.idleTimer) clearInterval(this.idleTimer);
-    cb(err);
+    if (this.pool) this.pool.close().then(() => cb(err), () => cb(err));
+    else cb(err);
   }
 
   /** Complete, in order of first arrival, the events the input has clearly moved past. */
@@ -164,11 +268,22 @@ export class Coalescer extends Transform {
   }
 
   private complete(ev: OpenEvent): void {
-    const event = interpret(ev.records);
-    this.out.push(event);
+    if (this.pool) {
+      this.ready.push(ev.records);
+      return;
+    }
+    this.currentId = ev.records[0]!.id;
+    this.out.push(interpret(ev.records, this.onProblem));
   }
 
   private flushOut(): void {
+    if (this.pool) {
+      if (this.ready.length === 0) return;
+      const cursor = this.resumeCursor();
+      for (let i = 0; i < this.ready.length; i += MAX_BATCH) this.pool.send(this.ready.slice(i, i + MAX_BATCH), cursor);
+      this.ready = [];
+      return;
+    }
     if (this.out.length === 0) return;
     const c = this.ctx.counters;
     const cursor = this.resumeCursor();
@@ -219,6 +334,7 @@ export default defineStage<CoalesceOptions>({
       idleTimeoutMs: options.idleTimeoutMs ?? 1000,
       maxOpen: options.maxOpen ?? 10000,
       maxRecords: options.maxRecords ?? 10000,
+      workers: options.workers ?? 'auto',
     });
   },
 });

@@ -282,10 +282,19 @@ export class Queue extends Duplex implements QueueService, AcksService {
     if (position) this.positions.set(position.path, position);
     if (seq === undefined || seq <= this.released) return;
     this.released = seq;
-    void this.persistRelease();
+    // Sinks report per batch; writing the release every 20 ms is enough (a later release covers earlier ones).
+    if (this.releaseTimer || this.releasing) {
+      this.releaseWanted = true;
+      return;
+    }
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = undefined;
+      void this.persistRelease();
+    }, this.blocked ? 0 : 20);
   }
 
   private persisted = -1;
+  private releaseTimer: NodeJS.Timeout | undefined;
   private async persistRelease(): Promise<void> {
     if (this.releasing) {
       this.releaseWanted = true;
@@ -328,6 +337,11 @@ export class Queue extends Duplex implements QueueService, AcksService {
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     const finish = async () => {
+      if (this.releaseTimer) {
+        clearTimeout(this.releaseTimer);
+        this.releaseTimer = undefined;
+        await this.persistRelease();
+      }
       while (this.releasing) await new Promise((r) => setTimeout(r, 5));
       await this.db?.close();
     };

@@ -64,6 +64,7 @@ export class Spool extends Duplex implements SpoolService {
   private ackWriting = false;
   private ackWanted = false;
   private ageTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
   private readonly maxBytes: number;
   private readonly maxAgeMs: number;
   private readonly dropOldest: boolean;
@@ -188,10 +189,19 @@ export class Spool extends Duplex implements SpoolService {
     this._writev([{ chunk }], cb);
   }
 
-  /** Write events (split into MAX 512-event entries) plus metadata in one synced batch. */
-  private async append(events: unknown[], cursor?: unknown): Promise<void> {
+  private appending: Promise<void> = Promise.resolve();
+
+  /** Write events (split into MAX 512-event entries) plus metadata in one synced batch; one at a time, in offset order. */
+  private append(events: unknown[], cursor?: unknown): Promise<void> {
+    const run = this.appending.then(() => this.appendNow(events, cursor));
+    this.appending = run.catch(() => {});
+    return run;
+  }
+
+  private async appendNow(events: unknown[], cursor?: unknown): Promise<void> {
     const ops: Array<{ type: 'put'; key: string; value: Buffer }> = [];
     const added: Entry[] = [];
+    const values: Buffer[] = [];
     const time = Date.now();
     for (let i = 0; i < events.length; i += 512) {
       const slice = events.slice(i, i + 512);
@@ -204,6 +214,7 @@ export class Spool extends Duplex implements SpoolService {
       this.next += slice.length;
       ops.push({ type: 'put', key: key(e.first), value });
       added.push(e);
+      values.push(value);
     }
     ops.push({ type: 'put', key: 'm:next', value: Buffer.from(String(this.next)) });
     if (cursor !== undefined) {
@@ -223,6 +234,16 @@ export class Spool extends Duplex implements SpoolService {
       this.bytes += e.size;
     }
     this.ctx.counters.add('spooledBytes', added.reduce((n, e) => n + e.size, 0));
+    // A reader that has caught up gets the new entries from memory: no read back from disk.
+    if (added.length && this.wantRead && !this.pumping && !this.dirty && this.readNext === added[0]!.first) {
+      for (let i = 0; i < added.length; i++) {
+        const e = added[i]!;
+        this.readNext = e.first + e.count;
+        this.ctx.counters.out += e.count;
+        this.wantRead = this.push([{ first: e.first, count: e.count, data: values[i]!.subarray(VALUE_HEAD) }]);
+      }
+      return;
+    }
     this.kick();
   }
 
@@ -343,7 +364,15 @@ export class Spool extends Duplex implements SpoolService {
     if (offset <= this.acked) return;
     this.acked = offset;
     this.ctx.counters.add('acked');
-    void this.persistAck();
+    // Acks come per batch; persisting them every 20 ms is plenty (a lost ack is only a deduplicated resend).
+    if (this.ackTimer || this.ackWriting) {
+      this.ackWanted = true;
+      return;
+    }
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      void this.persistAck();
+    }, this.blocked || this.finished ? 0 : 20);
   }
 
   private async persistAck(): Promise<void> {
@@ -391,6 +420,7 @@ export class Spool extends Duplex implements SpoolService {
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     clearInterval(this.ageTimer);
+    clearTimeout(this.ackTimer);
     if (this.ctx.services.get(SPOOL_SERVICE) === this) this.ctx.services.delete(SPOOL_SERVICE);
     const close = this.db ? this.db.close() : Promise.resolve();
     close.then(() => cb(err), () => cb(err));

@@ -32,10 +32,10 @@ t.test('mTLS matrix', async (t) => {
   const queueCounters = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
 
   /** Connect like an agent would and push a HELLO and a batch regardless of what the server thinks. */
-  async function rawAttempt(opts: { cert?: Pair; plaintext?: boolean }): Promise<string> {
+  async function rawAttempt(opts: { cert?: Pair; plaintext?: boolean; helloOnly?: boolean }): Promise<string> {
     const payload = Buffer.concat([
       encodeJson(MsgType.HELLO, { v: PROTOCOL_VERSION, agent: 'intruder', spool: 'ab'.repeat(16), next: 0 }),
-      encodeBatch({ first: 0, count: 1, data: await packEvents([{ event: { id: 'intruder-1' } }]) }),
+      ...(opts.helloOnly ? [] : [encodeBatch({ first: 0, count: 1, data: await packEvents([{ event: { id: 'intruder-1' } }]) })]),
     ]);
     return new Promise((resolve) => {
       let outcome = 'no error';
@@ -75,10 +75,17 @@ t.test('mTLS matrix', async (t) => {
   t.same(readEventLog(eventLog), [], 'event log is empty');
 
   // The good client gets in (so the refusals above are not a broken server).
-  const good = await rawAttempt({ cert: certs.client });
+  const good = await rawAttempt({ cert: certs.client, helloOnly: true });
   await sleep(200);
   t.equal(good, 'no error');
   t.match(slog.lines.join('\n'), /agent agent-1 connected/, 'a good client is accepted');
+
+  // A good client that sends a batch before it was granted credit breaks the protocol.
+  const before = slog.lines.length;
+  await rawAttempt({ cert: certs.client2 });
+  await sleep(100);
+  t.match(slog.lines.slice(before).join('\n'), /refused agent-2: sent a batch without credit/, 'a batch without credit is refused');
+  t.equal(queueCounters.in, 1, 'only the agent-connected status event was queued');
 
   // Agent side: a server with the wrong CA or the wrong name is refused by the tls sink.
   for (const [name, pair, reason] of [

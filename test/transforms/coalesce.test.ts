@@ -116,3 +116,22 @@ t.test('same id from different nodes are different events', async (t) => {
   const events = await coalesce([[a, b]]);
   t.equal(events.length, 2);
 });
+
+t.test('worker threads (next stage takes serialized events) give byte-identical output, in order', async (t) => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { fixtures } = await import('../helpers/env.js');
+  const { tmpdir } = await import('../helpers/run.js');
+  const { buildPipeline } = await import('../../src/pipeline.js');
+  const dir = tmpdir(t);
+  const outs: string[] = [];
+  for (const workers of [0, 2]) {
+    const out = path.join(dir, `w${workers}.jsonl`);
+    const p = await buildPipeline({ stages: [{ use: 'file', path: fixtures('dev-1', 'audit.log'), chunkSize: 8192 }, { use: 'coalesce', workers }, { use: 'jsonl', path: out }] });
+    await p.run();
+    t.equal(p.stages[1]!.counters.out, p.stages[2]!.counters.out, `workers=${workers}: counters agree`);
+    outs.push(fs.readFileSync(out, 'utf8'));
+  }
+  t.ok(outs[0]!.length > 100000);
+  t.equal(outs[1], outs[0]);
+});
