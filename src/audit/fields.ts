@@ -232,6 +232,14 @@ function emit(name: string, value: string): number {
   return fieldCount++;
 }
 
+/** True when body has `name=` at pos (before to). A charCodeAt loop: startsWith with a position is not inlined. */
+function nameAt(body: string, pos: number, to: number, name: string): boolean {
+  const n = name.length;
+  if (pos + n >= to || body.charCodeAt(pos + n) !== EQ) return false;
+  for (let k = 0; k < n; k++) if (body.charCodeAt(pos + k) !== name.charCodeAt(k)) return false;
+  return true;
+}
+
 function scan(body: string, execve: boolean, from: number, to: number, shape: FieldShape, slot: number): number {
   let pos = from;
   // The last unquoted plain value, so a bare word after it ("op=adding group") extends it.
@@ -249,7 +257,7 @@ function scan(body: string, execve: boolean, from: number, to: number, shape: Fi
       name = 'msg';
       hex = false;
       i = pos + 3;
-    } else if (predicted !== undefined && pos + predicted.length < to && body.startsWith(predicted, pos) && body.charCodeAt(pos + predicted.length) === EQ) {
+    } else if (predicted !== undefined && nameAt(body, pos, to, predicted)) {
       name = predicted;
       hex = shape.hex[slot]!;
       i = pos + predicted.length;

@@ -148,7 +148,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
   private async commit(ds: Delivery[]): Promise<void> {
     const ops: Array<{ type: 'put'; key: string; value: Buffer }> = [];
     const acks: Array<[Delivery, number]> = [];
-    const added: Array<[number, number]> = [];
+    const added: Array<[number, Buffer]> = [];
     for (const d of ds) {
       let { first, count, data } = d;
       const last = first + count - 1;
@@ -178,17 +178,18 @@ export class Queue extends Duplex implements QueueService, AcksService {
       const value = Buffer.concat([len, head, data]);
       const seq = this.nextSeq++;
       ops.push({ type: 'put', key: qkey(seq), value });
-      added.push([seq, value.length]);
+      added.push([seq, value]);
       if (d.spool) acks.push([d, last]);
       this.ctx.counters.in += count;
     }
     if (ops.length) await this.db.batch(ops, { sync: true });
-    for (const [seq, size] of added) {
-      this.sizes.set(seq, size);
-      this.bytes += size;
+    for (const [seq, value] of added) {
+      this.sizes.set(seq, value.length);
+      this.bytes += value.length;
     }
     for (const [d, last] of acks) d.conn?.durable(last);
-    if (added.length) this.kick();
+    if (added.length && this.wantRead && !this.pumping && !this.dirty && this.readSeq === added[0]![0]) void this.emitDirect(added);
+    else if (added.length) this.kick();
   }
 
   override _final(cb: (e?: Error | null) => void): void {
@@ -209,6 +210,43 @@ export class Queue extends Duplex implements QueueService, AcksService {
     if (this.wantRead) void this.pump();
   }
 
+  /** Decode one queue entry and push its events; false when downstream is full. */
+  private async emitEntry(seq: number, v: Buffer): Promise<boolean> {
+    this.readSeq = seq + 1;
+    const hl = v.readUInt32BE(0);
+    const h = JSON.parse(v.subarray(4, 4 + hl).toString()) as Header;
+    let events: Array<Record<string, unknown>>;
+    try {
+      events = (await unpackEvents(v.subarray(4 + hl))) as Array<Record<string, unknown>>;
+    } catch (e) {
+      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
+      events = [];
+    }
+    const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
+    for (const ev of events) {
+      const a = ev.agent as Record<string, unknown> | undefined;
+      ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
+    }
+    setRelease(events, seq);
+    // Stages that copy arrays (fanout, filters) keep the event objects: remember their batch by object too.
+    for (const ev of events) this.seqOf.set(ev, seq);
+    this.ctx.counters.out += events.length;
+    return this.push(events);
+  }
+
+  /** A reader that has caught up gets just-committed entries from memory, not read back from disk. */
+  private async emitDirect(entries: Array<[number, Buffer]>): Promise<void> {
+    this.pumping = true;
+    try {
+      for (const [seq, v] of entries) this.wantRead = await this.emitEntry(seq, v);
+    } catch (e) {
+      if (!this.destroyed) this.destroy(new SkafeError('SKAFE_QUEUE', `queue read failed: ${(e as Error).message}`, { cause: e }));
+    } finally {
+      this.pumping = false;
+    }
+    if (this.dirty && this.wantRead) void this.pump();
+  }
+
   private async pump(): Promise<void> {
     if (this.pumping || this.destroyed) return;
     this.pumping = true;
@@ -226,28 +264,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
           continue;
         }
         let more = true;
-        for (const [seq, v] of got) {
-          this.readSeq = seq + 1;
-          const hl = v.readUInt32BE(0);
-          const h = JSON.parse(v.subarray(4, 4 + hl).toString()) as Header;
-          let events: Array<Record<string, unknown>>;
-          try {
-            events = (await unpackEvents(v.subarray(4 + hl))) as Array<Record<string, unknown>>;
-          } catch (e) {
-            this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
-            events = [];
-          }
-          const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
-          for (const ev of events) {
-            const a = ev.agent as Record<string, unknown> | undefined;
-            ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
-          }
-          setRelease(events, seq);
-          // Stages that copy arrays (fanout, filters) keep the event objects: remember their batch by object too.
-          for (const ev of events) this.seqOf.set(ev, seq);
-          this.ctx.counters.out += events.length;
-          more = this.push(events);
-        }
+        for (const [seq, v] of got) more = await this.emitEntry(seq, v);
         this.wantRead = more;
         if (!more) break;
       }
