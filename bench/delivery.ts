@@ -55,7 +55,7 @@ async function startServer(tag: string): Promise<Server> {
   };
   const file = path.join(work, `server-${tag}.json`);
   fs.writeFileSync(file, JSON.stringify(def));
-  const proc = spawn(process.execPath, [skafe, 'run', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), skafe, 'run', file], { stdio: ['ignore', 'pipe', 'inherit'] });
   let count = 0;
   let want = Infinity;
   let done: (() => void) | undefined;
@@ -88,7 +88,7 @@ function startAgents(port: number, agents: number, perAgent: number, rate: numbe
     const k = Math.floor(agents / procs) + (p < agents % procs ? 1 : 0);
     const first = p * Math.ceil(agents / procs);
     const arg = { agents: k, first, events: perAgent, rate, port, dir: path.join(work, `agents-${tag}`), templates, cert: certs.client.cert, key: certs.client.key, ca: certs.ca };
-    const proc = spawn(process.execPath, [path.join(here, 'delivery-agents.js'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), path.join(here, 'delivery-agents.js'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
     out.push(
       new Promise<{ peakMb: number; pid: number }>((resolve, reject) => {
         let text = '';

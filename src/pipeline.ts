@@ -261,6 +261,7 @@ async function buildList(list: StageSpec[], prefix: string, env: BuildEnv, infos
     const ctx = makeContext(label, i, counters, env);
     const next = list[i + 1];
     ctx.encodedOutput = next !== undefined && registry[next.use]?.acceptsEncoded === true;
+    ctx.encodedBytesOutput = next !== undefined && registry[next.use]?.acceptsEncodedBytes === true;
     out.push(await def.create(options, ctx));
   }
   return out;

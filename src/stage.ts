@@ -27,6 +27,21 @@ export function isEncoded(batch: Batch<unknown>): batch is Batch<string> {
   return (batch as unknown as Record<symbol, boolean>)[ENCODED] === true;
 }
 
+/**
+ * The cheapest form for sinks that only write bytes (`acceptsEncodedBytes`):
+ * the whole batch as JSON-lines bytes, made and transferred by a worker thread.
+ * The array has one empty slot per event so `length` still counts events.
+ */
+export const ENCODED_BYTES = Symbol.for('skafe.encodedBytes');
+export function markEncodedBytes(bytes: Uint8Array, count: number): Batch<never> {
+  const b = new Array<never>(count);
+  (b as unknown as Record<symbol, Uint8Array>)[ENCODED_BYTES] = bytes;
+  return b;
+}
+export function encodedBytes(batch: Batch<unknown>): Uint8Array | undefined {
+  return (batch as unknown as Record<symbol, Uint8Array | undefined>)[ENCODED_BYTES];
+}
+
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -89,6 +104,8 @@ export interface StageContext {
   services: Map<string, unknown>;
   /** The next stage takes encoded batches (see ENCODED): this stage may emit them. */
   encodedOutput?: boolean;
+  /** The next stage takes encoded-bytes batches (see ENCODED_BYTES): this stage may emit them. */
+  encodedBytesOutput?: boolean;
 }
 
 export type StageStream = Readable | Duplex | Writable;
@@ -102,6 +119,8 @@ export interface StageDefinition<O = any> {
   schema: Record<string, unknown>;
   /** Takes batches of pre-serialized JSON text as well as objects (sinks that only write them out). */
   acceptsEncoded?: boolean;
+  /** Also takes ENCODED_BYTES batches: it only writes them out. */
+  acceptsEncodedBytes?: boolean;
   create(options: O, ctx: StageContext): StageStream | Promise<StageStream>;
 }
 

@@ -34,6 +34,11 @@ const HEX_FIELDS: ReadonlySet<string> = new Set([
  */
 const BINARY_FIELDS: ReadonlySet<string> = new Set(['saddr']);
 
+// What a field's unquoted value may be: text, hex-encoded text, binary hex.
+const PLAIN = 0;
+const HEX = 1;
+const BINARY = 2;
+
 /** Name for text that is not part of any name=value pair (a bare word with nothing to attach to). */
 export const UNPARSED = 'unparsed';
 
@@ -102,7 +107,8 @@ type Factory = (values: string[]) => Fields;
  */
 export class FieldShape {
   readonly names: string[] = [];
-  readonly hex: boolean[] = [];
+  /** per slot: PLAIN, HEX or BINARY (what the value may be) */
+  readonly kinds: number[] = [];
   /** consecutive records that matched every slot */
   streak = 0;
   factory: Factory | undefined;
@@ -112,7 +118,7 @@ export class FieldShape {
   /** Forget slots from `slot` on (a record showed another layout). */
   truncate(slot: number): void {
     this.names.length = slot;
-    this.hex.length = slot;
+    this.kinds.length = slot;
     this.streak = 0;
     this.factory = undefined;
     this.version++;
@@ -250,16 +256,16 @@ function scan(body: string, execve: boolean, from: number, to: number, shape: Fi
     while (pos < to && body.charCodeAt(pos) === SP) pos++;
     if (pos >= to) break;
     let name: string;
-    let hex: boolean;
+    let kind: number;
     let i: number;
     const predicted = slot < names.length ? names[slot]! : undefined;
     if (predicted === MSG_SLOT && body.startsWith(MSG_SLOT, pos)) {
       name = 'msg';
-      hex = false;
+      kind = PLAIN;
       i = pos + 3;
     } else if (predicted !== undefined && nameAt(body, pos, to, predicted)) {
       name = predicted;
-      hex = shape.hex[slot]!;
+      kind = shape.kinds[slot]!;
       i = pos + predicted.length;
     } else {
       // name: up to '=' or space
@@ -283,12 +289,12 @@ function scan(body: string, execve: boolean, from: number, to: number, shape: Fi
         continue;
       }
       name = body.slice(pos, i);
-      hex = isHexField(name, execve);
+      kind = isHexField(name, execve) ? HEX : BINARY_FIELDS.has(name) ? BINARY : PLAIN;
       exact = false;
       if (slot < MAX_SHAPE_SLOTS) {
         shape.truncate(slot);
         names[slot] = name;
-        shape.hex[slot] = hex;
+        shape.kinds[slot] = kind;
       }
     }
     slot++;
@@ -329,10 +335,10 @@ function scan(body: string, execve: boolean, from: number, to: number, shape: Fi
       let end = body.indexOf(' ', vs);
       if (end < 0 || end > to) end = to;
       const v = body.slice(vs, end);
-      if (hex) emit(name, decodeUnquoted(name, v));
+      if (kind === HEX) emit(name, decodeUnquoted(name, v));
       else {
         const k = emit(name, v);
-        if (!BINARY_FIELDS.has(name)) lastField = k;
+        if (kind === PLAIN) lastField = k;
       }
       pos = end + 1;
     }

@@ -70,7 +70,11 @@ function dataPicker(shape: FieldShape): DataPicker['pick'] {
 let isoSec = -1;
 let isoPrefix = '';
 
-function isoTimestamp(sec: number, msec: number): string {
+// The largest time a Date holds (ms); a header past it cannot be written as ISO-8601.
+const MAX_DATE_MS = 8.64e15;
+
+function isoTimestamp(sec: number, msec: number): string | undefined {
+  if (sec * 1000 + msec > MAX_DATE_MS) return undefined;
   if (msec > 999) return new Date(sec * 1000 + msec).toISOString();
   if (sec !== isoSec) {
     isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20);
@@ -85,9 +89,10 @@ interface Named {
 }
 
 /**
- * Interpret the records of one event (all sharing one `msg=audit(…)` id, in
- * arrival order). Never throws on bad field text: a malformed value is kept as
- * written and reported to `onProblem` (coalesce counts them).
+ * Interpret the records of one event (at least one; all sharing one
+ * `msg=audit(…)` id, in arrival order). Never throws on bad field text: a
+ * malformed value is kept as written and reported to `onProblem` (coalesce
+ * counts them).
  */
 export function interpret(records: AuditRecord[], onProblem?: ProblemSink): AuditEvent {
   const first = records[0]!;
@@ -111,7 +116,11 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
       case 'SYSCALL':
         if (syscall === undefined) {
           syscall = fields;
-          if (lastScanWasExact()) syscallShape = shapeFor('SYSCALL');
+          // exact layout built by its factory: the names are the fields, no repeats
+          if (lastScanWasExact()) {
+            const shape = shapeFor('SYSCALL');
+            if (shape.factory !== undefined) syscallShape = shape;
+          }
         }
         break;
       case 'EXECVE':
@@ -132,9 +141,12 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
     }
   }
 
-  const ev: Record<string, any> = {
-    '@timestamp': isoTimestamp(first.sec, first.msec),
-  };
+  let timestamp = isoTimestamp(first.sec, first.msec);
+  if (timestamp === undefined) {
+    onProblem?.(`event ${first.id}: time out of range, @timestamp set to the epoch`);
+    timestamp = '1970-01-01T00:00:00.000Z';
+  }
+  const ev: Record<string, any> = { '@timestamp': timestamp };
   const event: Record<string, any> = { id: first.id, kind: 'event', module: 'auditd', outcome: 'unknown' };
   ev.event = event;
   if (node !== undefined) ev.host = { name: node };

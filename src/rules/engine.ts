@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadRuleSet, type RuleSet } from './load.js';
 import { RuleTree } from './tree.js';
+import { outputNodes, type OutputNode } from './output.js';
+import { evaluateBatch, type BatchRequest, type BatchResult } from './batch.js';
 import { ScriptPool, type ScriptPoolOptions } from './scripts/pool.js';
 import type { FromMatchWorker, ToMatchWorker } from './match-worker.js';
 import type { FetchFile } from './scripts/protocol.js';
@@ -35,6 +37,8 @@ export interface Generation {
   gen: number;
   set: RuleSet;
   tree: RuleTree;
+  /** What the output items need of each node (name, ruleset, trigger). */
+  out: OutputNode[];
   /** Pool per script node index. */
   pools: Map<number, ScriptPool>;
   inflight: number;
@@ -44,8 +48,17 @@ export interface Generation {
 interface PendingBatch {
   gen: Generation;
   events: unknown[];
-  resolve(hits: number[][]): void;
+  encoded: boolean;
+  resolve(r: BatchResult): void;
   reject(e: Error): void;
+}
+
+/** How a batch is given and what comes back (see batch.ts). */
+export interface RunOptions {
+  /** The events are JSON strings (an encoded batch). */
+  encoded?: boolean;
+  /** Return the finished output lines instead of the fired nodes. */
+  lines?: boolean;
 }
 
 export class RuleEngine {
@@ -107,7 +120,7 @@ export class RuleEngine {
       await Promise.all([...byFile.values()].map((p) => p.close()));
       throw e;
     }
-    return { gen: this.nextGen++, set, tree: new RuleTree(set), pools, inflight: 0, retired: false };
+    return { gen: this.nextGen++, set, tree: new RuleTree(set), out: outputNodes(set.nodes), pools, inflight: 0, retired: false };
   }
 
   private logLoaded(set: RuleSet): void {
@@ -142,7 +155,7 @@ export class RuleEngine {
       const p = this.pending.get(m.bid);
       const pool = p?.gen.pools.get(m.node);
       if (!p || !pool) return this.post(i, { t: 'script', cid: m.cid, value: false });
-      void pool.call(p.events[m.idx]).then((value) => this.post(i, { t: 'script', cid: m.cid, value }));
+      void pool.call(p.events[m.idx], p.encoded).then((value) => this.post(i, { t: 'script', cid: m.cid, value }));
       return;
     }
     const p = this.pending.get(m.bid);
@@ -150,7 +163,7 @@ export class RuleEngine {
     this.pending.delete(m.bid);
     this.busy[i]!--;
     this.finish(p.gen);
-    if (m.t === 'done') p.resolve(m.hits);
+    if (m.t === 'done') p.resolve(m);
     else p.reject(new Error(m.error));
   }
 
@@ -165,21 +178,30 @@ export class RuleEngine {
   }
 
   /** Per event, the indexes (into ruleSet.nodes of the generation used) of the nodes that fired. */
-  evaluate(events: unknown[]): Promise<{ gen: Generation; hits: number[][] }> {
+  async evaluate(events: unknown[]): Promise<{ gen: Generation; hits: number[][] }> {
+    const r = await this.run(events, {});
+    return { gen: r.gen, hits: (r as { hits: number[][] }).hits };
+  }
+
+  /**
+   * Evaluate one batch on the current generation: objects or JSON strings in,
+   * fired nodes or finished output lines out.
+   */
+  run(events: unknown[], o: RunOptions): Promise<{ gen: Generation } & BatchResult> {
     if (this.closed) return Promise.reject(new Error('rule engine closed'));
     if (this.workerError) return Promise.reject(this.workerError);
     const g = this.current;
+    const req: BatchRequest = { events, encoded: o.encoded === true, lines: o.lines === true };
     g.inflight++;
     if (this.workers.length === 0) {
       const run = async () => {
         try {
-          if (!g.tree.hasScripts) return events.map((e) => g.tree.evaluateSync(e));
-          return await Promise.all(events.map((e) => g.tree.evaluate(e, (node, ev) => g.pools.get(node)!.call(ev))));
+          return await evaluateBatch(g.tree, g.out, req, (node, idx) => g.pools.get(node)!.call(events[idx], req.encoded));
         } finally {
           this.finish(g);
         }
       };
-      return run().then((hits) => ({ gen: g, hits }));
+      return run().then((r) => ({ gen: g, ...r }));
     }
     // The least busy worker: batches are similar in cost, so this balances well enough.
     let wi = 0;
@@ -187,8 +209,8 @@ export class RuleEngine {
     this.busy[wi]!++;
     const bid = this.nextBid++;
     return new Promise((resolve, reject) => {
-      this.pending.set(bid, { gen: g, events, resolve: (hits) => resolve({ gen: g, hits }), reject });
-      this.post(wi, { t: 'eval', bid, gen: g.gen, events });
+      this.pending.set(bid, { gen: g, events, encoded: req.encoded, resolve: (r) => resolve({ gen: g, ...r }), reject });
+      this.post(wi, { t: 'eval', bid, gen: g.gen, ...req });
     });
   }
 

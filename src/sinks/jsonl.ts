@@ -78,7 +78,8 @@ export class JsonlSink extends Writable {
       await this.open();
       this.ctx.counters.add('reopened');
     }
-    const data = Buffer.from(toJsonLines(batch));
+    const text = toJsonLines(batch);
+    const data = typeof text === 'string' ? Buffer.from(text) : text;
     this.ctx.counters.in += batch.length;
     let off = 0;
     try {
@@ -131,6 +132,7 @@ export default defineStage<JsonlOptions>({
   kind: 'sink',
   use: 'jsonl',
   acceptsEncoded: true,
+  acceptsEncodedBytes: true,
   description: 'append events to a file as JSON lines (never a torn line; SIGHUP reopens it for logrotate)',
   schema,
   create(options, ctx) {

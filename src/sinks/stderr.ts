@@ -5,6 +5,7 @@ export default defineStage<Record<string, never>>({
   kind: 'sink',
   use: 'stderr',
   acceptsEncoded: true,
+  acceptsEncodedBytes: true,
   description: 'events as JSON lines on standard error',
   schema: { type: 'object', additionalProperties: false, properties: {} },
   create: (_o, ctx) => new StdioSink(process.stderr, 'stderr', ctx),

@@ -9,10 +9,14 @@ import type { AuditRecord } from '../audit/record.js';
 export interface WorkerRequest {
   seq: number;
   flat: Array<string | number>;
+  /** Reply with the JSON-lines bytes of the whole batch instead of one string per event. */
+  bytes: boolean;
 }
 export interface WorkerReply {
   seq: number;
-  lines: string[];
+  count: number;
+  lines?: string[];
+  bytes?: Uint8Array;
   problems: Array<[id: string, message: string]>;
 }
 
@@ -53,6 +57,8 @@ export function unpackEvents(flat: Array<string | number>): AuditRecord[][] {
   return out;
 }
 
+const encoder = new TextEncoder();
+
 if (parentPort) {
   const port = parentPort;
   port.on('message', (m: WorkerRequest) => {
@@ -63,6 +69,12 @@ if (parentPort) {
       const recs = events[i]!;
       lines[i] = JSON.stringify(interpret(recs, (msg) => problems.length < 64 && problems.push([recs[0]!.id, msg])));
     }
-    port.postMessage({ seq: m.seq, lines, problems } satisfies WorkerReply);
+    if (m.bytes) {
+      // Encoding here and transferring the buffer keeps the main thread to reading and writing.
+      const bytes = encoder.encode(lines.join('\n') + '\n');
+      port.postMessage({ seq: m.seq, count: lines.length, bytes, problems } satisfies WorkerReply, [bytes.buffer as ArrayBuffer]);
+    } else {
+      port.postMessage({ seq: m.seq, count: lines.length, lines, problems } satisfies WorkerReply);
+    }
   });
 }

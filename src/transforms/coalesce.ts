@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, markEncodedBytes, type Batch, type StageContext } from '../stage.js';
 import { packEvents, type WorkerReply } from './coalesce-worker.js';
 import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
 import { interpret } from '../audit/interpret.js';
@@ -56,8 +56,9 @@ class EncoderPool {
 
   constructor(
     n: number,
-    private readonly deliver: (lines: string[], cursor: Cursor | undefined, problems: WorkerReply['problems']) => void,
+    private readonly deliver: (reply: WorkerReply, cursor: Cursor | undefined) => void,
     private readonly fail: (err: Error) => void,
+    private readonly bytes: boolean,
   ) {
     this.workers = Array.from({ length: n }, () => {
       const w = new Worker(new URL('./coalesce-worker.js', import.meta.url));
@@ -75,7 +76,7 @@ class EncoderPool {
   send(events: AuditRecord[][], cursor: Cursor | undefined): void {
     const seq = this.seq++;
     this.cursors.set(seq, cursor);
-    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events) });
+    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events), bytes: this.bytes });
     this.next = (this.next + 1) % this.workers.length;
   }
 
@@ -87,7 +88,7 @@ class EncoderPool {
       const cursor = this.cursors.get(this.delivered);
       this.cursors.delete(this.delivered);
       this.delivered++;
-      this.deliver(r.lines, cursor, r.problems);
+      this.deliver(r, cursor);
     }
     const w = this.waiters;
     this.waiters = [];
@@ -148,20 +149,21 @@ export class Coalescer extends Transform {
   ) {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
     const n = o.workers === 'auto' ? os.availableParallelism() : o.workers;
-    if (ctx.encodedOutput && n > 0) {
+    if ((ctx.encodedOutput || ctx.encodedBytesOutput) && n > 0) {
       this.pool = new EncoderPool(
         n,
-        (lines, cursor, problems) => {
-          for (const [id, message] of problems) {
+        (reply, cursor) => {
+          for (const [id, message] of reply.problems) {
             this.currentId = id;
             this.onProblem(message);
           }
-          ctx.counters.out += lines.length;
-          const b = markEncoded(lines);
+          ctx.counters.out += reply.count;
+          const b = reply.bytes ? markEncodedBytes(reply.bytes, reply.count) : markEncoded(reply.lines!);
           if (cursor) setCursor(b, cursor);
           this.push(b);
         },
         (err) => this.destroy(err),
+        ctx.encodedBytesOutput === true,
       );
     }
     this.idleTimer = setInterval(() => this.expireIdle(), Math.max(10, o.idleTimeoutMs >> 1));

@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
-import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { packEvents, unpackEvents } from '../link/codec.js';
 import { DELIVERED } from '../sinks/serialize.js';
@@ -210,8 +210,32 @@ export class Queue extends Duplex implements QueueService, AcksService {
     if (this.wantRead) void this.pump();
   }
 
-  /** Decode one queue entry and push its events; false when downstream is full. */
-  private async emitEntry(seq: number, v: Buffer): Promise<boolean> {
+  /**
+   * Decode entries and push their events, merged into batches of up to MAX_BATCH
+   * (many agents send small batches; one sink write per entry would cost more
+   * than the events). A merged batch releases every entry up to its last one.
+   * False when downstream is full.
+   */
+  private async emitEntries(entries: Array<[number, Buffer]>): Promise<boolean> {
+    let out: Array<Record<string, unknown>> = [];
+    let more = true;
+    for (const [seq, v] of entries) {
+      const events = await this.decodeEntry(seq, v);
+      if (out.length && out.length + events.length > MAX_BATCH) {
+        more = this.push(out);
+        out = [];
+      }
+      for (const ev of events) out.push(ev);
+      setRelease(out, seq);
+    }
+    if (out.length || entries.length) {
+      if (!out.length) setRelease(out, entries[entries.length - 1]![0]);
+      more = this.push(out);
+    }
+    return more;
+  }
+
+  private async decodeEntry(seq: number, v: Buffer): Promise<Array<Record<string, unknown>>> {
     this.readSeq = seq + 1;
     const hl = v.readUInt32BE(0);
     const h = JSON.parse(v.subarray(4, 4 + hl).toString()) as Header;
@@ -227,18 +251,17 @@ export class Queue extends Duplex implements QueueService, AcksService {
       const a = ev.agent as Record<string, unknown> | undefined;
       ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
     }
-    setRelease(events, seq);
-    // Stages that copy arrays (fanout, filters) keep the event objects: remember their batch by object too.
+    // Stages that copy arrays (fanout, filters) keep the event objects: remember their entry by object too.
     for (const ev of events) this.seqOf.set(ev, seq);
     this.ctx.counters.out += events.length;
-    return this.push(events);
+    return events;
   }
 
   /** A reader that has caught up gets just-committed entries from memory, not read back from disk. */
   private async emitDirect(entries: Array<[number, Buffer]>): Promise<void> {
     this.pumping = true;
     try {
-      for (const [seq, v] of entries) this.wantRead = await this.emitEntry(seq, v);
+      this.wantRead = await this.emitEntries(entries);
     } catch (e) {
       if (!this.destroyed) this.destroy(new SkafeError('SKAFE_QUEUE', `queue read failed: ${(e as Error).message}`, { cause: e }));
     } finally {
@@ -254,7 +277,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
       for (;;) {
         this.dirty = false;
         const got: Array<[number, Buffer]> = [];
-        for await (const [k, v] of this.db.iterator({ gte: qkey(this.readSeq), lt: QEND, limit: 8 })) got.push([parseInt(k.slice(1), 16), v]);
+        for await (const [k, v] of this.db.iterator({ gte: qkey(this.readSeq), lt: QEND, limit: 32 })) got.push([parseInt(k.slice(1), 16), v]);
         if (got.length === 0) {
           if (this.inputDone) {
             this.push(null);
@@ -263,8 +286,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
           if (!this.dirty) break;
           continue;
         }
-        let more = true;
-        for (const [seq, v] of got) more = await this.emitEntry(seq, v);
+        const more = await this.emitEntries(got);
         this.wantRead = more;
         if (!more) break;
       }

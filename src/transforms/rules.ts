@@ -1,7 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, MAX_BATCH, type Batch, type StageContext } from '../stage.js';
-import { RuleEngine, type Generation } from '../rules/engine.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, type Batch, type StageContext } from '../stage.js';
+import { RuleEngine } from '../rules/engine.js';
+import { hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
 
 export interface RulesOptions {
@@ -34,24 +35,21 @@ const schema = {
 /** ctx.services name of `() => Promise<boolean>`: reload the rules now (what SIGHUP does). */
 export const RULES_RELOAD = 'rules.reload';
 
-/**
- * One output line per (event, fired rule, log): the event plus ECS `rule.name`
- * (section name as written), `rule.ruleset` (the .rules file name) and
- * `event.kind` (`event` for the event log, `alert` for the alert log).
- */
-export function hitItems(event: Record<string, unknown>, g: Generation, hits: number[], out: unknown[]): void {
-  for (const h of hits) {
-    const n = g.set.nodes[h]!;
-    const rule = { ...(event.rule as object | undefined), name: n.name, ruleset: path.basename(n.file) };
-    const ev = event.event as Record<string, unknown> | undefined;
-    if (n.trigger === 'log' || n.trigger === 'both') out.push({ ...event, rule, event: { ...ev, kind: 'event' } });
-    if (n.trigger === 'alert' || n.trigger === 'both') out.push({ ...event, rule, event: { ...ev, kind: 'alert' } });
-  }
-}
+export { hitItems, hitLines } from '../rules/output.js';
 
+/**
+ * Events in, one item per (event, fired rule, log) out, in input order (see
+ * src/rules/output.ts for the item). Takes encoded batches (JSON text from
+ * coalesce's workers) as well as objects and hands them to the match workers
+ * as they are: strings cross threads far cheaper than objects. When the next
+ * stage takes encoded batches the workers also build the output lines, so this
+ * thread only forwards strings; otherwise it builds objects from the fired
+ * nodes (parsing an encoded event only when something fired).
+ */
 export class RulesTransform extends Transform {
   // Batches dispatched and not yet pushed, oldest first: output keeps input order.
   private readonly inflight: Array<Promise<unknown[]>> = [];
+  private readonly encodedOutput: boolean;
   private readonly maxInflight: number;
   private pumping: Promise<void> | null = null;
   private failed: Error | null = null;
@@ -64,6 +62,7 @@ export class RulesTransform extends Transform {
     reloadOnHup: boolean,
   ) {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
+    this.encodedOutput = ctx.encodedOutput === true;
     // Enough batches in flight to keep every worker busy while one is being pushed; bounded.
     this.maxInflight = Math.max(2, workers * 2);
     if (reloadOnHup) process.on('SIGHUP', this.onHup);
@@ -73,13 +72,17 @@ export class RulesTransform extends Transform {
   override _transform(batch: Batch, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.failed) return cb(this.failed);
     this.ctx.counters.in += batch.length;
-    const p = this.engine.evaluate(batch).then(({ gen, hits }) => {
+    const encoded = isEncoded(batch);
+    const p = this.engine.run(batch, { encoded, lines: this.encodedOutput }).then((r) => {
+      this.ctx.counters.add('matched', r.matched);
+      if ('lines' in r) return r.lines;
       const out: unknown[] = [];
       for (let i = 0; i < batch.length; i++) {
-        const e = batch[i];
-        if (hits[i]!.length && e && typeof e === 'object') hitItems(e as Record<string, unknown>, gen, hits[i]!, out);
+        const h = r.hits[i]!;
+        if (h.length === 0) continue;
+        const e: unknown = encoded ? JSON.parse(batch[i] as string) : batch[i];
+        if (e && typeof e === 'object') hitItems(e as Record<string, unknown>, r.gen.out, h, out);
       }
-      this.ctx.counters.add('matched', hits.reduce((n, h) => n + (h.length ? 1 : 0), 0));
       return out;
     });
     p.catch(() => {}); // observed by pump()
@@ -109,7 +112,10 @@ export class RulesTransform extends Transform {
         }
         this.inflight.shift();
         this.ctx.counters.out += out.length;
-        for (let i = 0; i < out.length; i += MAX_BATCH) this.push(out.slice(i, i + MAX_BATCH));
+        for (let i = 0; i < out.length; i += MAX_BATCH) {
+          const chunk = out.length <= MAX_BATCH ? out : out.slice(i, i + MAX_BATCH);
+          this.push(this.encodedOutput ? markEncoded(chunk) : chunk);
+        }
       }
     })().finally(() => {
       this.pumping = null;
@@ -144,6 +150,7 @@ export default defineStage<RulesOptions>({
   use: 'rules',
   description: 'run each event through the SKAFE rule tree (.rules files, match and script rules); emit one item per fired log/alert',
   schema,
+  acceptsEncoded: true,
   async create(options, ctx) {
     const workers = options.workers;
     const engine = await RuleEngine.create({

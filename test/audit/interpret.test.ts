@@ -137,6 +137,14 @@ t.test('userspace records on their own; node= as host.name; problems reported, n
   t.equal(bad.auditd.data.socket, undefined);
 });
 
+t.test('a header time no Date can hold: reported, not thrown', async (t) => {
+  const problems: string[] = [];
+  const ev = interpret(records('type=EOE msg=audit(99999999999999999.000:1): '), (m) => problems.push(m)) as any;
+  t.equal(ev['@timestamp'], '1970-01-01T00:00:00.000Z');
+  t.equal(ev.event.id, '99999999999999999.000:1');
+  t.equal(problems.length, 1);
+});
+
 t.test('sockaddr decoding', async (t) => {
   t.same(decodeSockaddr('020000357F000035'), { family: 'ipv4', addr: '127.0.0.53', port: 53 });
   t.same(decodeSockaddr('100000000000000000000000'), { family: 'netlink', pid: 0 });

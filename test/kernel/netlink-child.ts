@@ -20,4 +20,4 @@ process.stdin.on('data', () => {
 running.then(
   () => process.stdout.write('finished\n'),
   (e: Error) => process.stdout.write(`failed ${e.message}\n`),
-);
+).finally(() => process.stdin.destroy());

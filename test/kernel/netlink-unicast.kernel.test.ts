@@ -73,6 +73,7 @@ if (need(t as never, 'kernel-audit')) {
     t.equal(code, 0, 'skafe run exits 0 after SIGINT');
     const events = fs.readFileSync(path.join(dir, 'marker.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const hits = events.filter((e) => JSON.stringify(e).includes(marker));
+    if (hits.length !== 1) t.comment(`${events.length} events; marker hits: ${JSON.stringify(hits).slice(0, 3000)}`);
     t.equal(hits.length, 1, 'exactly one event mentions the marker');
     const ev = hits[0] ?? {};
     t.same(ev.process?.args, ['/bin/true', marker], 'process.args');

@@ -20,6 +20,8 @@ const MAX_STDERR_LINES = 50;
 
 export interface Interpreter {
   send(msg: ToInterp): void;
+  /** Send a call; `encoded`: event is its JSON text, passed on without parsing. */
+  call(id: number, event: unknown, encoded: boolean): void;
   kill(): void;
   onMessage: (m: FromInterp) => void;
   onExit: (why: string) => void;
@@ -42,10 +44,27 @@ function processInterpreter(spec: ScriptSpec, cmds: InterpreterCommands): Interp
   const args = spec.lang === 'python' ? ['-u', path.join(SHIM_DIR, shim), spec.file] : [path.join(SHIM_DIR, shim), spec.file];
   const child: ChildProcess = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: path.dirname(spec.file) });
   let exited = false;
+  // Lines written in one tick go to the pipe in one write: the pool sends calls in bursts.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    child.stdin!.uncork();
+  };
+  const write = (line: string) => {
+    if (exited || !child.stdin!.writable) return;
+    if (!corked) {
+      corked = true;
+      child.stdin!.cork();
+      process.nextTick(uncork);
+    }
+    child.stdin!.write(line);
+  };
   const it: Interpreter = {
     send(msg) {
-      if (exited || !child.stdin!.writable) return;
-      child.stdin!.write(JSON.stringify(msg) + '\n');
+      write(JSON.stringify(msg) + '\n');
+    },
+    call(id, event, encoded) {
+      write(encoded ? `{"t":"call","id":${id},"event":${event as string}}\n` : JSON.stringify({ t: 'call', id, event }) + '\n');
     },
     kill() {
       if (!exited) child.kill('SIGKILL');
@@ -111,6 +130,9 @@ function workerInterpreter(spec: ScriptSpec): Interpreter {
   const it: Interpreter = {
     send(msg) {
       if (!exited) w.postMessage(msg);
+    },
+    call(id, event, encoded) {
+      if (!exited) w.postMessage(encoded ? { t: 'call', id, json: event as string } : { t: 'call', id, event });
     },
     kill() {
       if (!exited) void w.terminate();

@@ -35,7 +35,7 @@ async function pump(): Promise<void> {
   while (queue.length) {
     const c = queue.shift()!;
     try {
-      const v = await check(c.event);
+      const v = await check('json' in c ? JSON.parse(c.json) : c.event);
       send({ t: 'result', id: c.id, ok: true, value: Boolean(v) });
     } catch (e) {
       send({ t: 'result', id: c.id, ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });

@@ -25,7 +25,9 @@ export interface ScriptPoolOptions {
 
 interface Call {
   id: number;
+  /** The event, or its JSON text when `encoded`. */
   event: unknown;
+  encoded: boolean;
   resolve(v: boolean): void;
   attempts: number;
   timer?: NodeJS.Timeout;
@@ -140,9 +142,11 @@ export class ScriptPool {
   }
 
   private async fetch(slot: Slot, rid: number, p: string): Promise<void> {
-    const event = slot.inflight[0]?.event;
+    const head = slot.inflight[0];
+    let event: unknown;
     const f = this.opts.fetchFile;
     try {
+      event = head?.encoded ? JSON.parse(head.event as string) : head?.event;
       if (!f) throw new Error(FETCH_NOT_CONNECTED);
       const { bytes, sha256 } = await f({ path: p, event });
       if (bytes.length > MAX_FETCH_BYTES) throw new Error(`fetchFile: ${p} is larger than ${MAX_FETCH_BYTES} bytes`);
@@ -235,8 +239,8 @@ export class ScriptPool {
     this.opts.log.error(`script ${this.spec.name} (${this.spec.file}): ${msg}`, { code: 'SKAFE_SCRIPT', script: this.spec.file });
   }
 
-  /** Run check(event); never rejects. */
-  call(event: unknown): Promise<boolean> {
+  /** Run check(event); never rejects. `encoded`: the event is given as its JSON text. */
+  call(event: unknown, encoded = false): Promise<boolean> {
     this.opts.count('scriptCalls');
     if (this.closed) return Promise.resolve(false);
     if (this.waiting.length >= MAX_WAITING) {
@@ -245,7 +249,7 @@ export class ScriptPool {
       return Promise.resolve(false);
     }
     return new Promise((resolve) => {
-      this.waiting.push({ id: this.nextId++, event, resolve, attempts: 0 });
+      this.waiting.push({ id: this.nextId++, event, encoded, resolve, attempts: 0 });
       this.dispatch();
     });
   }
@@ -260,7 +264,7 @@ export class ScriptPool {
       if (!best) return;
       const c = this.waiting.shift()!;
       best.inflight.push(c);
-      best.interp.send({ t: 'call', id: c.id, event: c.event });
+      best.interp.call(c.id, c.event, c.encoded);
       this.armHead(best);
     }
   }

@@ -4,6 +4,8 @@
 
 export type ToInterp =
   | { t: 'call'; id: number; event: unknown }
+  // To the JavaScript worker only: the event as JSON text, parsed there.
+  | { t: 'call'; id: number; json: string }
   | { t: 'fetched'; rid: number; ok: true; data: string; sha256: string; size: number }
   | { t: 'fetched'; rid: number; ok: false; error: string };
 

@@ -1,0 +1,75 @@
+import type { RuleTree } from './tree.js';
+import { hitLines, type OutputNode } from './output.js';
+
+// One batch through the tree, as a match worker (or the stage's own thread,
+// with workers = 0) does it. Input events are objects, or JSON text when the
+// stage before serialized them (an encoded batch). The result is either the
+// fired node indexes per event, or, when the stage after takes encoded
+// batches, the finished output lines, so the pipeline's thread only forwards
+// strings.
+
+export interface BatchRequest {
+  events: unknown[];
+  /** events are JSON strings. */
+  encoded: boolean;
+  /** Build the output lines here rather than returning hits. */
+  lines: boolean;
+}
+
+export type BatchResult = { hits: number[][]; matched: number } | { lines: string[]; matched: number };
+
+/** Runs a script rule on event `idx` of the batch. */
+export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
+
+function asEvent(e: unknown, encoded: boolean): unknown {
+  return encoded ? JSON.parse(e as string) : e;
+}
+
+function isRecord(e: unknown): e is Record<string, unknown> {
+  return e !== null && typeof e === 'object';
+}
+
+function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], lines: boolean): BatchResult {
+  let matched = 0;
+  for (const h of hits) if (h.length) matched++;
+  if (!lines) return { hits, matched };
+  const out: string[] = [];
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (hits[i]!.length && isRecord(e)) hitLines(e, nodes, hits[i]!, out);
+  }
+  return { lines: out, matched };
+}
+
+/** Trees without script rules: all synchronous, one pass. */
+export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
+  const n = req.events.length;
+  if (!req.lines) {
+    const hits: number[][] = new Array(n);
+    let matched = 0;
+    for (let i = 0; i < n; i++) {
+      const h = tree.evaluateSync(asEvent(req.events[i], req.encoded));
+      hits[i] = h;
+      if (h.length) matched++;
+    }
+    return { hits, matched };
+  }
+  const out: string[] = [];
+  let matched = 0;
+  for (let i = 0; i < n; i++) {
+    const e = asEvent(req.events[i], req.encoded);
+    const h = tree.evaluateSync(e);
+    if (h.length === 0) continue;
+    matched++;
+    if (isRecord(e)) hitLines(e, nodes, h, out);
+  }
+  return { lines: out, matched };
+}
+
+/** Trees with script rules: every event of the batch in flight at once, so the script pools stay busy. */
+export async function evaluateBatch(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest, script: BatchScriptCall): Promise<BatchResult> {
+  if (!tree.hasScripts) return evaluateBatchSync(tree, nodes, req);
+  const events = req.encoded ? req.events.map((e) => JSON.parse(e as string) as unknown) : req.events;
+  const hits = await Promise.all(events.map((e, idx) => tree.evaluate(e, (node) => script(node, idx))));
+  return finish(events, hits, nodes, req.lines);
+}
