@@ -83,3 +83,17 @@ t.test('shipped definition files validate', async (t) => {
     t.doesNotThrow(() => loadDefinition(path.join(dir, f)), f);
   }
 });
+
+t.test('every event of each committed corpus comes out of file → coalesce → jsonl exactly once', async (t) => {
+  for (const corpus of ['dev-1', 'dev-2']) {
+    const dir = tmpdir(t);
+    const out = path.join(dir, 'events.jsonl');
+    const p = await buildPipeline({ stages: [{ use: 'file', path: fixtures(corpus, 'audit.log') }, { use: 'coalesce' }, { use: 'jsonl', path: out }] });
+    await p.run();
+    const ids = readJsonl(fs.readFileSync(out, 'utf8')).map((e) => e.event.id);
+    const expected = new Set(readJsonl(fs.readFileSync(fixtures(corpus, 'expected.jsonl'), 'utf8')).map((e) => e.id));
+    t.equal(ids.length, new Set(ids).size, `${corpus}: no event twice`);
+    t.same(new Set(ids), expected, `${corpus}: the same events as libauparse (its split events merged)`);
+    t.equal(p.stages.reduce((n, s) => n + s.counters.malformed, 0), 0, `${corpus}: nothing malformed`);
+  }
+});

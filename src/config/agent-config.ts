@@ -56,7 +56,12 @@ export function agentDefinition(text: string, file: string, base: PipelineDefini
   else {
     sourceFile = rel(src);
     // follow = false replays the file and exits once the server acknowledged all of it.
-    Object.assign(first, { use: 'file', path: sourceFile, follow: get('follow') ? bool(file, get('follow')!) : true });
+    const follow = get('follow') ? bool(file, get('follow')!) : true;
+    Object.assign(first, { use: 'file', path: sourceFile, follow });
+    // A finite replay completes every event at end of input; a wall-clock idle timeout
+    // there only splits events whose records a busy machine read late.
+    const co = def.stages.find((x) => x.use === 'coalesce');
+    if (!follow && co) co.idleTimeoutMs = 3_600_000;
   }
 
   // link
@@ -92,6 +97,7 @@ export function agentDefinition(text: string, file: string, base: PipelineDefini
   if (get('spool_max_age')) spool.max_age = seconds(file, get('spool_max_age')!);
   if (get('spool_when_full')) spool.when_full = oneOf(file, get('spool_when_full')!, ['block', 'drop_oldest'] as const);
   if (get('status_events')) spool.status_events = bool(file, get('status_events')!);
+  if (sourceFile) spool.resumable = true;
 
   // throttle
   const th = def.stages.find((x) => x.use === 'throttle');

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { SkafeError } from '../errors.js';
 import type { CompiledRule, CompiledRuleSet } from '../audit/rules/compile.js';
 import { AuditNetlink, type AuditNetlinkOptions } from './audit-netlink.js';
@@ -38,7 +39,11 @@ function installExitHooks(): void {
       if (process.listenerCount(sig) > 1) return;
       for (const s of live) s.restoreNow();
       process.removeListener(sig, onSignal);
-      process.kill(process.pid, sig);
+      // Node restores the default action once the last listener is gone, but
+      // not necessarily before a signal sent right now: re-raise on the next
+      // turn, and exit with the shell's code for it should that still be caught.
+      setImmediate(() => process.kill(process.pid, sig));
+      setTimeout(() => process.exit(128 + (osConstants.signals[sig] ?? 15)), 200);
     };
     process.on(sig, onSignal);
   }

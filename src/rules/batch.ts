@@ -1,22 +1,22 @@
 import type { RuleTree } from './tree.js';
-import { hitLines, type OutputNode } from './output.js';
+import { planLines, type LinePlan, type OutputNode } from './output.js';
 
 // One batch through the tree, as a match worker (or the stage's own thread,
 // with workers = 0) does it. Input events are objects, or JSON text when the
 // stage before serialized them (an encoded batch). The result is either the
 // fired node indexes per event, or, when the stage after takes encoded
-// batches, the finished output lines, so the pipeline's thread only forwards
-// strings.
+// batches, the output lines in pieces (LinePlan, see output.ts), so the
+// pipeline's thread only joins strings.
 
 export interface BatchRequest {
   events: unknown[];
   /** events are JSON strings. */
   encoded: boolean;
-  /** Build the output lines here rather than returning hits. */
+  /** Build the output lines (as a LinePlan) here rather than returning hits. */
   lines: boolean;
 }
 
-export type BatchResult = { hits: number[][]; matched: number } | { lines: string[]; matched: number };
+export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number });
 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
@@ -33,12 +33,12 @@ function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[
   let matched = 0;
   for (const h of hits) if (h.length) matched++;
   if (!lines) return { hits, matched };
-  const out: string[] = [];
+  const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
-    if (hits[i]!.length && isRecord(e)) hitLines(e, nodes, hits[i]!, out);
+    if (hits[i]!.length && isRecord(e)) planLines(e, nodes, hits[i]!, lp);
   }
-  return { lines: out, matched };
+  return { ...lp, matched };
 }
 
 /** Trees without script rules: all synchronous, one pass. */
@@ -54,22 +54,25 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
     }
     return { hits, matched };
   }
-  const out: string[] = [];
+  const lp: LinePlan = { texts: [], plan: [] };
   let matched = 0;
   for (let i = 0; i < n; i++) {
     const e = asEvent(req.events[i], req.encoded);
     const h = tree.evaluateSync(e);
     if (h.length === 0) continue;
     matched++;
-    if (isRecord(e)) hitLines(e, nodes, h, out);
+    if (isRecord(e)) planLines(e, nodes, h, lp);
   }
-  return { lines: out, matched };
+  return { ...lp, matched };
 }
 
 /** Trees with script rules: every event of the batch in flight at once, so the script pools stay busy. */
 export async function evaluateBatch(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest, script: BatchScriptCall): Promise<BatchResult> {
   if (!tree.hasScripts) return evaluateBatchSync(tree, nodes, req);
-  const events = req.encoded ? req.events.map((e) => JSON.parse(e as string) as unknown) : req.events;
-  const hits = await Promise.all(events.map((e, idx) => tree.evaluate(e, (node) => script(node, idx))));
+  // Encoded events are parsed only when a match node or the output needs them: scripts get the text.
+  const events = req.encoded ? new Array<unknown>(req.events.length) : req.events;
+  const get = req.encoded ? (idx: number) => (events[idx] ??= JSON.parse(req.events[idx] as string)) : (idx: number) => events[idx];
+  const hits = await Promise.all(req.events.map((_e, idx) => tree.evaluateLazy(() => get(idx), (node) => script(node, idx))));
+  if (req.encoded) for (let i = 0; i < hits.length; i++) if (hits[i]!.length) get(i);
   return finish(events, hits, nodes, req.lines);
 }

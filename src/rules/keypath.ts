@@ -9,7 +9,7 @@ export interface KeyPath {
   /** As written after `match_`, for messages. */
   key: string;
   /** Candidate paths, first one present wins (aliases have several). */
-  paths: Array<{ parts: string[]; join: boolean }>;
+  paths: Array<{ parts: string[]; join: boolean; rests: string[] }>;
 }
 
 export function compileKeyPath(key: string, paths: string[]): KeyPath {
@@ -17,14 +17,18 @@ export function compileKeyPath(key: string, paths: string[]): KeyPath {
     key,
     paths: paths.map((p) => {
       const join = p.startsWith('join:');
-      return { parts: (join ? p.slice(5) : p).split('.'), join };
+      const parts = (join ? p.slice(5) : p).split('.');
+      // rests[i]: the path from part i on, as one flattened key (`"process.executable"`).
+      return { parts, join, rests: parts.map((_p, i) => parts.slice(i).join('.')) };
     }),
   };
 }
 
 const NUMERIC = /^\d+$/;
 
-function collect(v: unknown, parts: string[], i: number, out: unknown[]): void {
+const own = Object.prototype.hasOwnProperty;
+
+function collect(v: unknown, parts: string[], rests: string[], i: number, out: unknown[]): void {
   if (v === undefined || v === null) return;
   if (i === parts.length) {
     out.push(v);
@@ -32,17 +36,17 @@ function collect(v: unknown, parts: string[], i: number, out: unknown[]): void {
   }
   const part = parts[i]!;
   if (Array.isArray(v)) {
-    if (NUMERIC.test(part)) collect(v[Number(part)], parts, i + 1, out);
-    else for (const el of v) collect(el, parts, i, out);
+    if (NUMERIC.test(part)) collect(v[Number(part)], parts, rests, i + 1, out);
+    else for (const el of v) collect(el, parts, rests, i, out);
     return;
   }
   if (typeof v === 'object') {
     // A flattened key (`"process.executable": …` at this level) also counts.
     const o = v as Record<string, unknown>;
-    if (Object.prototype.hasOwnProperty.call(o, part)) collect(o[part], parts, i + 1, out);
+    if (own.call(o, part)) collect(o[part], parts, rests, i + 1, out);
     else if (i < parts.length - 1) {
-      const rest = parts.slice(i).join('.');
-      if (Object.prototype.hasOwnProperty.call(o, rest)) out.push(o[rest]);
+      const rest = rests[i]!;
+      if (own.call(o, rest)) out.push(o[rest]);
     }
   }
 }
@@ -57,7 +61,7 @@ function pushScalars(v: unknown, out: string[]): void {
 export function keyValues(event: unknown, kp: KeyPath): string[] {
   for (const p of kp.paths) {
     const found: unknown[] = [];
-    collect(event, p.parts, 0, found);
+    collect(event, p.parts, p.rests, 0, found);
     if (found.length === 0) continue;
     const out: string[] = [];
     for (const v of found) pushScalars(v, out);
@@ -65,4 +69,62 @@ export function keyValues(event: unknown, kp: KeyPath): string[] {
     return p.join ? [out.join(' ')] : out;
   }
   return [];
+}
+
+// keyMatches: keyValues(event, kp).some((v) => re.test(v)) without building the
+// arrays (the hot path: every match node of every event). The probe walks the
+// same way as collect and feeds each scalar to `re`; `seen` says whether the
+// path yielded anything, so the next candidate path is tried exactly when
+// keyValues would try it.
+let probeRe: RegExp;
+let probeSeen = 0;
+let probeHit = false;
+
+function probeScalar(v: unknown): void {
+  if (typeof v === 'string') {
+    probeSeen++;
+    if (!probeHit && probeRe.test(v)) probeHit = true;
+  } else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') {
+    probeSeen++;
+    if (!probeHit && probeRe.test(String(v))) probeHit = true;
+  } else if (Array.isArray(v)) for (const el of v) probeScalar(el);
+}
+
+function probe(v: unknown, parts: string[], rests: string[], i: number): void {
+  if (v === undefined || v === null) return;
+  if (i === parts.length) return probeScalar(v);
+  const part = parts[i]!;
+  if (Array.isArray(v)) {
+    if (NUMERIC.test(part)) probe(v[Number(part)], parts, rests, i + 1);
+    else for (const el of v) probe(el, parts, rests, i);
+    return;
+  }
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (own.call(o, part)) probe(o[part], parts, rests, i + 1);
+    else if (i < parts.length - 1) {
+      const rest = rests[i]!;
+      if (own.call(o, rest)) probeScalar(o[rest]);
+    }
+  }
+}
+
+/** True when any value `kp` yields from `event` matches `re` (as keyValues then test). */
+export function keyMatches(event: unknown, kp: KeyPath, re: RegExp): boolean {
+  for (const p of kp.paths) {
+    if (p.join) {
+      const found: unknown[] = [];
+      collect(event, p.parts, p.rests, 0, found);
+      const out: string[] = [];
+      for (const v of found) pushScalars(v, out);
+      if (out.length === 0) continue;
+      return re.test(out.join(' '));
+    }
+    probeRe = re;
+    probeSeen = 0;
+    probeHit = false;
+    probe(event, p.parts, p.rests, 0);
+    if (probeSeen > 0) return probeHit;
+  }
+  return false;
 }

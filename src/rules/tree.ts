@@ -1,6 +1,6 @@
 import type { RuleSet, RuleNode } from './load.js';
 import { toRegExp } from './regex.js';
-import { compileKeyPath, keyValues, type KeyPath } from './keypath.js';
+import { compileKeyPath, keyMatches, keyValues, type KeyPath } from './keypath.js';
 
 // The decision tree, compiled from a RuleSet: regexes built once, nodes
 // immutable, so any number of evaluations share it. Evaluation is depth-first
@@ -44,17 +44,7 @@ export class RuleTree {
   }
 
   private matchNode(n: CompiledNode, event: unknown): Matcher | null {
-    for (const m of n.matchers) {
-      const values = keyValues(event, m.kp);
-      let ok = false;
-      for (const v of values) {
-        if (m.re.test(v)) {
-          ok = true;
-          break;
-        }
-      }
-      if (!ok) return m;
-    }
+    for (const m of n.matchers) if (!keyMatches(event, m.kp, m.re)) return m;
     return null;
   }
 
@@ -75,14 +65,32 @@ export class RuleTree {
   }
 
   /** As evaluateSync, awaiting script rules through `script`. */
-  async evaluate(event: unknown, script: ScriptCall): Promise<number[]> {
-    if (!this.hasScripts) return this.evaluateSync(event);
+  evaluate(event: unknown, script: ScriptCall): Promise<number[]> {
+    return this.evaluateLazy(() => event, (i) => script(i, event));
+  }
+
+  /**
+   * As evaluate, with the event fetched only when a match node needs it: a
+   * tree of script rules passes JSON text to its scripts without ever parsing
+   * it here. `script` gets undefined as the event when none was fetched.
+   */
+  async evaluateLazy(get: () => unknown, script: ScriptCall): Promise<number[]> {
+    if (!this.hasScripts) return this.evaluateSync(get());
     const hits: number[] = [];
+    let event: unknown;
+    let have = false;
+    const ev = () => {
+      if (!have) {
+        event = get();
+        have = true;
+      }
+      return event;
+    };
     const visit = async (i: number): Promise<void> => {
       const n = this.nodes[i]!;
       if (n.spec.action === 'script') {
-        if (!(await script(i, event))) return;
-      } else if (this.matchNode(n, event)) return;
+        if (!(await script(i, have ? event : undefined))) return;
+      } else if (this.matchNode(n, ev())) return;
       if (n.spec.trigger) hits.push(i);
       for (const w of n.spec.watchers) await visit(w);
     };

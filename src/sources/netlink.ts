@@ -78,6 +78,11 @@ export class NetlinkSource extends Readable {
     c.extra.receiveOverflows = 0;
     c.extra.serialGaps = 0;
     this.ctx.log.info(`netlink ${this.o.mode}: ${this.session.loadedRules.length} audit rules loaded`, { rules: rulesFile, portid: this.session.data.portid });
+    // Read from the start: a _read() that came while the kernel was being set
+    // up found no session and could not push, and the stream waits for that
+    // push before asking again. push() returning false pauses us as usual.
+    this.polling = true;
+    this.session.data.resume();
     this.statusTimer = setInterval(() => void this.pollStatus(), this.o.statusIntervalMs);
     this.statusTimer.unref();
     const onAbort = () => void this.finish();

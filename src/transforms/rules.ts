@@ -2,7 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
 import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, type Batch, type StageContext } from '../stage.js';
 import { RuleEngine } from '../rules/engine.js';
-import { hitItems } from '../rules/output.js';
+import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
 
 export interface RulesOptions {
@@ -42,8 +42,8 @@ export { hitItems, hitLines } from '../rules/output.js';
  * src/rules/output.ts for the item). Takes encoded batches (JSON text from
  * coalesce's workers) as well as objects and hands them to the match workers
  * as they are: strings cross threads far cheaper than objects. When the next
- * stage takes encoded batches the workers also build the output lines, so this
- * thread only forwards strings; otherwise it builds objects from the fired
+ * stage takes encoded batches the workers also serialize the output, so this
+ * thread only joins strings; otherwise it builds objects from the fired
  * nodes (parsing an encoded event only when something fired).
  */
 export class RulesTransform extends Transform {
@@ -75,7 +75,11 @@ export class RulesTransform extends Transform {
     const encoded = isEncoded(batch);
     const p = this.engine.run(batch, { encoded, lines: this.encodedOutput }).then((r) => {
       this.ctx.counters.add('matched', r.matched);
-      if ('lines' in r) return r.lines;
+      if ('plan' in r) {
+        const lines: string[] = [];
+        assembleLines(r, r.gen.out, lines);
+        return lines;
+      }
       const out: unknown[] = [];
       for (let i = 0; i < batch.length; i++) {
         const h = r.hits[i]!;

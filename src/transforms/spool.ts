@@ -29,6 +29,12 @@ export interface SpoolOptions {
   status_events?: boolean;
   /** After the pipeline is asked to stop, wait this long (s) for the server to acknowledge the rest. Default 5. */
   stop_grace?: number;
+  /**
+   * The input is a file read with resume cursors (the agent sets this for `source = PATH`):
+   * remember recent event ids from the first batch on, since the first batches may come
+   * before any cursor and a restart then re-reads them.
+   */
+  resumable?: boolean;
 }
 
 interface Entry {
@@ -217,7 +223,7 @@ export class Spool extends Duplex implements SpoolService {
       values.push(value);
     }
     ops.push({ type: 'put', key: 'm:next', value: Buffer.from(String(this.next)) });
-    if (cursor !== undefined) {
+    if (cursor !== undefined || this.opts.resumable) {
       // The cursor sits before the oldest still-open event, so a restart re-reads
       // events that completed after it: remember their ids to skip them then.
       for (const ev of events) {
@@ -225,7 +231,7 @@ export class Spool extends Duplex implements SpoolService {
         if (id !== undefined) this.recent.push(id);
       }
       if (this.recent.length > RECENT_IDS) this.recent = this.recent.slice(-RECENT_IDS);
-      ops.push({ type: 'put', key: 'm:cursor', value: Buffer.from(JSON.stringify(cursor)) });
+      if (cursor !== undefined) ops.push({ type: 'put', key: 'm:cursor', value: Buffer.from(JSON.stringify(cursor)) });
       ops.push({ type: 'put', key: 'm:recent', value: Buffer.from(JSON.stringify(this.recent)) });
     }
     await this.db.batch(ops, { sync: true });
@@ -488,6 +494,7 @@ export default defineStage<SpoolOptions>({
       when_full: { enum: ['block', 'drop_oldest'] },
       status_events: { type: 'boolean' },
       stop_grace: { type: 'number', minimum: 0 },
+      resumable: { type: 'boolean' },
     },
     required: ['dir'],
     additionalProperties: false,

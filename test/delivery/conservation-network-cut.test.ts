@@ -45,7 +45,7 @@ t.test(`network cut ${CUTS}× while an agent sends ${EVENTS} events`, { timeout:
   await exited(server);
   const r = rig.check();
   t.equal(r.missing.length, 0, `no event missing (first: ${r.missing.slice(0, 3).join(', ')})`);
-  t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')})`);
+  t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')}; of these split by coalesce: ${r.split.length})`);
   t.equal(r.unexpected.length, 0, 'nothing else');
   t.equal(r.total, rig.ids.length, `${rig.ids.length} events in the event log`);
   if (blackholes) t.match(rig.logs(), /idle timeout/, 'a black hole was detected by the idle timeout');

@@ -43,7 +43,7 @@ t.test(`server SIGKILLed ${KILLS}× while an agent sends ${EVENTS} events`, { ti
   await exited(server);
   const r = rig.check();
   t.equal(r.missing.length, 0, `no event missing (first: ${r.missing.slice(0, 3).join(', ')})`);
-  t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')})`);
+  t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')}; of these split by coalesce: ${r.split.length})`);
   t.equal(r.unexpected.length, 0, 'nothing else');
   t.equal(r.total, rig.ids.length, `${rig.ids.length} events in the event log`);
   if (r.missing.length || r.duplicates.length) t.comment(rig.logs().slice(-3000));

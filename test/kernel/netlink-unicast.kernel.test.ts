@@ -107,8 +107,8 @@ if (need(t as never, 'kernel-audit')) {
       await waitFor(c, 'ready');
       t.equal(auditStatus().pid, c.pid, 'registered');
       c.kill(sig);
-      const [, signal] = await once(c, 'exit');
-      t.equal(signal, sig, `the process still dies of ${sig}`);
+      const [code, signal] = await once(c, 'exit');
+      t.ok(signal === sig || code === 128 + os.constants.signals[sig], `the process still ends as by ${sig} (${signal ?? code})`);
       checkRestored(t, sig);
     });
   }

@@ -1,0 +1,210 @@
+// The rule stage's fast paths give the same output as the plain one: encoded
+// (JSON text) input as object input, output lines built in the match workers
+// (encoded output) as objects serialized by the sink, with and without worker
+// threads and script rules; and keyMatches agrees with keyValues.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { buildPipeline } from '../../src/pipeline.js';
+import rulesStage from '../../src/transforms/rules.js';
+import { StageCounters, MAX_BATCH, isEncoded, markEncoded, type StageContext } from '../../src/stage.js';
+import { loadRuleSet } from '../../src/rules/load.js';
+import { RuleTree } from '../../src/rules/tree.js';
+import { ALIASES } from '../../src/rules/aliases.js';
+import { compileKeyPath, keyMatches, keyValues } from '../../src/rules/keypath.js';
+import { assembleLines, hitItems, hitLines, outputNodes, planLines, type LinePlan } from '../../src/rules/output.js';
+import { ScriptPool } from '../../src/rules/scripts/pool.js';
+import { fixtures, need } from '../helpers/env.js';
+import { dirWith, memoryLog } from './helpers.js';
+
+const RULES = [
+  '[exec]\nwatch = base\naction = match\ntrigger = log\nmatch_key = ^exec$\n',
+  '[exec.bash]\nwatch = exec\nmatch_bin = /bash$\ntrigger = both\n',
+  '[gate]\nwatch = exec\naction = match\nmatch_uname = .\n',
+  '[gated]\nwatch = gate\naction = match\ntrigger = alert\nmatch_syscall = ^[a-z]+$\n',
+  '[root]\nwatch = base\naction = match\nregextype = posix\ntrigger = alert\nmatch_uname = ^ro+t$\nmatch_syscall = ^[[:alpha:]]+$\n',
+  '[tail]\nwatch = base\naction = script\ntrigger = both\nscript = tailcheck\n',
+].join('');
+
+// Events that take the unusual turns of the output code: their own `rule`
+// (object, string, null, before `event`), no `event`, a string `event`, an
+// existing event.kind, text that needs escaping, integer-like keys, flattened keys.
+const EDGE: Array<Record<string, unknown>> = [
+  { tags: ['exec'], process: { executable: '/bin/bash' }, rule: { id: 'r-1', name: 'theirs' }, event: { id: 'x1' } },
+  { rule: 'str', tags: ['exec'], event: { id: 'x2' }, user: { name: 'root' }, auditd: { data: { syscall: 'execve' } } },
+  { tags: ['exec'], process: { executable: '/usr/bin/tail' } },
+  { event: 'weird', tags: ['exec'] },
+  { tags: ['exec'], event: { kind: 'alert', id: 'x5' }, msg: 'quote " backslash \\ nul \u0000 lone \ud800 emoji 😀 line\nbreak \u2028' },
+  { rule: null, tags: ['exec'], event: { id: 'x6' }, user: { name: 'root' }, auditd: { data: { syscall: 'open' } } },
+  { tags: ['exec'], event: { id: 'x7' }, note: '\u0000skafe-rule-\u0000 "\\u0000skafe-kind-\\u0000"' },
+  { 'process.executable': '/bin/bash', tags: ['exec'], event: { id: 'x8' } },
+  { 2: 'two', tags: ['exec'], event: { 1: 'one', id: 'x9' }, 1: 'one' },
+  { tags: ['other'], event: { id: 'nohit' } },
+  { tags: ['exec'], event: null, process: { executable: '/usr/bin/tail' } },
+];
+
+// The replay's events as coalesce writes them (one JSON text per line), plus the edge cases.
+const eventsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-rules-enc-')), 'events.jsonl');
+const built = await buildPipeline({ stages: [{ use: 'file', path: fixtures('dev-1', 'audit.log') }, { use: 'coalesce' }, { use: 'jsonl', path: eventsFile }] }, { log: memoryLog() });
+await built.run();
+const texts = fs.readFileSync(eventsFile, 'utf8').trim().split('\n');
+for (let k = 0; k < EDGE.length; k++) texts.splice(k * 37, 0, JSON.stringify(EDGE[k]));
+const objects = texts.map((l) => JSON.parse(l) as Record<string, unknown>);
+
+const rulesdir = dirWith({ 'main.rules': RULES });
+const scriptsdir = fixtures('rules', 'tailcheck-js');
+
+/** The lines the stage must write, computed here without the stage's output code. */
+async function expectedLines(): Promise<string[]> {
+  const set = loadRuleSet(rulesdir, { scriptsdir });
+  const tree = new RuleTree(set);
+  const tail = (e: any) => {
+    const exe = e.process?.executable ?? e.bin;
+    return exe != null && String(exe).split('/').pop() === 'tail';
+  };
+  const out: string[] = [];
+  for (const e of objects) {
+    for (const i of await tree.evaluate(e, async (_n, ev) => tail(ev))) {
+      const n = set.nodes[i]!;
+      const rule = { ...(e.rule as object), name: n.name, ruleset: 'main.rules' };
+      for (const kind of n.trigger === 'both' ? ['event', 'alert'] : [n.trigger === 'log' ? 'event' : 'alert']) {
+        out.push(JSON.stringify({ ...e, rule, event: { ...(e.event as object), kind } }));
+      }
+    }
+  }
+  return out;
+}
+
+function context(encodedOutput: boolean): StageContext {
+  return { baseDir: process.cwd(), index: 2, name: 'rules', counters: new StageCounters(), log: memoryLog(), signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput };
+}
+
+/** Runs the stage on the events in batches of `size`; returns each output item as JSON text. */
+async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean, size: number, t: { equal(a: unknown, b: unknown, m?: string): unknown }) {
+  const ctx = context(encodedOut);
+  const stage = (await rulesStage.create({ rulesdir, scriptsdir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
+  const source = Readable.from(
+    (function* () {
+      for (let i = 0; i < texts.length; i += size) yield encodedIn ? markEncoded(texts.slice(i, i + size)) : objects.slice(i, i + size);
+    })(),
+    { objectMode: true },
+  );
+  const lines: string[] = [];
+  let wrongKind = 0;
+  let tooBig = 0;
+  const sink = new Writable({
+    objectMode: true,
+    write(b: unknown[], _e, cb) {
+      if (isEncoded(b) !== encodedOut) wrongKind++;
+      if (b.length > MAX_BATCH) tooBig++;
+      for (const x of b) lines.push(encodedOut ? (x as string) : JSON.stringify(x));
+      cb();
+    },
+  });
+  await pipeline(source, stage, sink);
+  t.equal(wrongKind, 0, `output batches ${encodedOut ? 'are' : 'are not'} marked encoded`);
+  t.equal(tooBig, 0, 'output batches hold at most MAX_BATCH items');
+  t.equal(ctx.counters.out, lines.length, 'counters.out counts the items');
+  t.equal(ctx.counters.in, texts.length, 'counters.in counts the events');
+  return { lines, matched: ctx.counters.extra.matched ?? 0 };
+}
+
+t.test('encoded or object input, encoded or object output, in-thread or in workers: the same lines', async (t) => {
+  const want = await expectedLines();
+  t.ok(want.length > 500, `${want.length} lines expected`);
+  let matched = -1;
+  for (const workers of [0, 2]) {
+    for (const encodedIn of [false, true]) {
+      for (const encodedOut of [false, true]) {
+        const label = `workers ${workers}, ${encodedIn ? 'encoded' : 'object'} in, ${encodedOut ? 'encoded' : 'object'} out`;
+        const got = await runStage(workers, encodedIn, encodedOut, encodedIn ? 200 : 97, t);
+        t.equal(got.lines.length, want.length, `${label}: as many lines`);
+        const firstDiff = got.lines.findIndex((l, i) => l !== want[i]);
+        t.equal(firstDiff, -1, `${label}: identical lines in order${firstDiff >= 0 ? `: got ${got.lines[firstDiff]} want ${want[firstDiff]}` : ''}`);
+        if (matched < 0) matched = got.matched;
+        t.equal(got.matched, matched, `${label}: same matched count`);
+      }
+    }
+  }
+});
+
+t.test('planLines + assembleLines and hitLines give JSON.stringify of each hitItems item', async (t) => {
+  const set = loadRuleSet(dirWith({ 'a.rules': '[l]\nwatch = base\naction = match\ntrigger = log\n[a]\nwatch = base\naction = match\ntrigger = alert\n[b]\nwatch = base\naction = match\ntrigger = both\n[g]\nwatch = base\naction = match\n' }));
+  const nodes = outputNodes(set.nodes);
+  const hits = [0, 1, 2, 3, 2];
+  for (const e of [...EDGE, ...objects.slice(0, 50), { rule: undefined, event: { id: 'u' } }]) {
+    const items: unknown[] = [];
+    hitItems(e, nodes, hits, items);
+    const want = items.map((i) => JSON.stringify(i));
+    const direct: string[] = [];
+    hitLines(e, nodes, hits, direct);
+    const lp: LinePlan = { texts: [], plan: [] };
+    planLines(e, nodes, hits, lp);
+    // Through a thread boundary's copy, as the worker sends it.
+    const assembled: string[] = [];
+    assembleLines(structuredClone(lp), nodes, assembled);
+    if (!t.same(direct, want, 'hitLines') || !t.same(assembled, want, 'planLines → assembleLines')) {
+      t.comment(JSON.stringify(e));
+      break;
+    }
+  }
+});
+
+t.test('keyMatches answers as keyValues + test for every alias and dotted key on the replay', async (t) => {
+  const keys: Array<[string, string[]]> = [
+    ...Object.entries(ALIASES).map(([k, v]): [string, string[]] => [k, [...v]]),
+    ...['process.args', 'process.args.0', 'auditd.paths.name', 'auditd.data.a0', 'process.executable', 'event.id', 'auditd.records.type', 'nothing.here', 'user'].map((k): [string, string[]] => [k, [k]]),
+  ];
+  const patterns = ['', '^$', 'a', '^[0-9]+$', '^root$', '/', 'e$', '^success|failure$'].map((p) => new RegExp(p));
+  let checked = 0;
+  let disagree = 0;
+  for (const [key, paths] of keys) {
+    const kp = compileKeyPath(key, paths);
+    for (const e of [...objects, { 'process.executable': '/x' }, { process: [{ executable: 'a' }, { executable: 1 }] }]) {
+      for (const re of patterns) {
+        checked++;
+        if (keyMatches(e, kp, re) !== keyValues(e, kp).some((v) => re.test(v))) disagree++;
+      }
+    }
+  }
+  t.ok(checked > 10000, `${checked} checks`);
+  t.equal(disagree, 0, 'no disagreement');
+});
+
+t.test('file → coalesce → rules → fanout (objects) writes what → jsonl (encoded) writes', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-rules-route-'));
+  const head = [{ use: 'file', path: fixtures('dev-1', 'audit.log') }, { use: 'coalesce' }, { use: 'rules', rulesdir, scriptsdir, workers: 2, reload: false }];
+  const direct = await buildPipeline({ stages: [...head, { use: 'jsonl', path: path.join(dir, 'direct.jsonl') }] }, { log: memoryLog() });
+  await direct.run();
+  const routed = await buildPipeline({ stages: [...head, { use: 'fanout', branches: [[{ use: 'jsonl', path: path.join(dir, 'routed.jsonl') }]] }] as never }, { log: memoryLog() });
+  await routed.run();
+  const a = fs.readFileSync(path.join(dir, 'direct.jsonl'), 'utf8');
+  t.ok(a.split('\n').length > 500, 'many lines');
+  t.equal(fs.readFileSync(path.join(dir, 'routed.jsonl'), 'utf8'), a, 'byte for byte the same');
+});
+
+t.test('a script call given JSON text: same answer, fetchFile still gets the event', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['node', 'f.js', 'export async function check(e) {\n  const f = await skafe.fetchFile(e.p);\n  return Buffer.from(f.bytes).toString() === "hello" && e.q === "é\\u0000";\n}\n'],
+    ['python3', 'f.py', 'def check(e):\n    f = skafe.fetch_file(e["p"])\n    return f["bytes"] == b"hello" and e["q"] == "é\\u0000"\n'],
+  ];
+  for (const [tool, name, text] of cases) {
+    if (!need(t as never, { tool })) continue;
+    const dir = dirWith({ [name]: text });
+    const asked: unknown[] = [];
+    const pool = new ScriptPool(
+      { name: 'f', file: path.join(dir, name), lang: tool === 'node' ? 'js' : 'python' },
+      { size: 1, timeoutMs: 5000, log: memoryLog(), count: () => {}, fetchFile: async (req) => (asked.push(req.event), { bytes: Buffer.from('hello'), sha256: '' }) },
+    );
+    await pool.start();
+    const event = { p: '/usr/bin/tail', q: 'é\u0000' };
+    t.equal(await pool.call(event), true, `${tool}: object`);
+    t.equal(await pool.call(JSON.stringify(event), true), true, `${tool}: JSON text`);
+    t.equal(await pool.call(JSON.stringify({ ...event, q: 'x' }), true), false, `${tool}: JSON text, no match`);
+    t.same(asked, [event, event, { ...event, q: 'x' }], `${tool}: fetchFile gets the event as an object`);
+    await pool.close();
+  }
+});
