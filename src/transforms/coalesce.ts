@@ -61,7 +61,8 @@ class EncoderPool {
     private readonly bytes: boolean,
   ) {
     this.workers = Array.from({ length: n }, () => {
-      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url));
+      // A small young generation: these isolates make short-lived garbage in bulk, and RSS is a target.
+      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 12 } });
       w.on('message', (m: WorkerReply) => this.reply(m));
       w.on('error', (err) => this.fail(err));
       return w;

@@ -21,7 +21,7 @@ t.test(`agent SIGKILLed ${KILLS}× while replaying ${EVENTS} events`, { timeout:
     server.kill('SIGKILL');
     if (!process.env.SKAFE_KEEP) fs.rmSync(rig.dir, { recursive: true, force: true });
   });
-  await waitListening(rig.serverPort);
+  await waitListening(rig.serverPort, 30_000, rig);
   let kills = 0;
   for (; kills < KILLS; kills++) {
     const agent = rig.startAgent();

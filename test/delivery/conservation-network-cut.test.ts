@@ -18,7 +18,7 @@ t.test(`network cut ${CUTS}× while an agent sends ${EVENTS} events`, { timeout:
   if (!need(t as never, { tool: 'openssl' })) return;
   const rig = await makeRig('netcut', EVENTS, [`throttle_rate = ${RATE}`]);
   const server = rig.startServer();
-  await waitListening(rig.serverPort);
+  await waitListening(rig.serverPort, 30_000, rig);
   const proxy = new TcpProxy(rig.serverPort);
   rig.setAgentPort(await proxy.start());
   const agent = rig.startAgent();

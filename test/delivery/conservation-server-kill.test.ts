@@ -18,7 +18,7 @@ t.test(`server SIGKILLed ${KILLS}× while an agent sends ${EVENTS} events`, { ti
   if (!need(t as never, { tool: 'openssl' })) return;
   const rig = await makeRig('serverkill', EVENTS, [`throttle_rate = ${RATE}`]);
   let server = rig.startServer();
-  await waitListening(rig.serverPort);
+  await waitListening(rig.serverPort, 30_000, rig);
   const agent = rig.startAgent();
   t.teardown(() => {
     agent.kill('SIGKILL');
@@ -32,7 +32,7 @@ t.test(`server SIGKILLed ${KILLS}× while an agent sends ${EVENTS} events`, { ti
     await exited(server);
     await sleep(randomMs(0, 300));
     server = rig.startServer();
-    await waitListening(rig.serverPort);
+    await waitListening(rig.serverPort, 30_000, rig);
   }
   t.ok(kills >= Math.min(KILLS, 5), `killed the server ${kills} times mid-run`);
   const code = await Promise.race([exited(agent), deadline(300_000)]);

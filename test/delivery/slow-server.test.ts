@@ -42,7 +42,7 @@ t.test(`slow server sink (1 ms/event), ${EVENTS} events`, async (t) => {
   const defFile = path.join(rig.dir, 'slow-server.json');
   fs.writeFileSync(defFile, JSON.stringify(def));
   const server = spawn(process.execPath, [skafeBin, 'run', defFile], { cwd: rig.dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  const agent = (await waitListening(rig.serverPort), rig.startAgent());
+  const agent = (await waitListening(rig.serverPort, 30_000, rig), rig.startAgent());
   t.teardown(() => {
     agent.kill('SIGKILL');
     server.kill('SIGKILL');

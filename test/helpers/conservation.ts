@@ -126,7 +126,7 @@ export async function waitForEvents(rig: Rig, n: number, ms: number): Promise<vo
   }
 }
 
-export async function waitListening(port: number, ms = 10_000): Promise<void> {
+export async function waitListening(port: number, ms = 30_000, rig?: Rig): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -139,5 +139,5 @@ export async function waitListening(port: number, ms = 10_000): Promise<void> {
     if (ok) return;
     await sleep(50);
   }
-  throw new Error(`nothing listening on ${port} after ${ms} ms`);
+  throw new Error(`nothing listening on ${port} after ${ms} ms${rig ? `; process log tail:\n${rig.logs().slice(-2000)}` : ''}`);
 }

@@ -83,7 +83,7 @@ function context(encodedOutput: boolean): StageContext {
 }
 
 /** Runs the stage on the events in batches of `size`; returns each output item as JSON text. */
-async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean, size: number, t: { equal(a: unknown, b: unknown, m?: string): unknown }) {
+async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean, size: number) {
   const ctx = context(encodedOut);
   const stage = (await rulesStage.create({ rulesdir, scriptsdir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
   const source = Readable.from(
@@ -105,11 +105,7 @@ async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean
     },
   });
   await pipeline(source, stage, sink);
-  t.equal(wrongKind, 0, `output batches ${encodedOut ? 'are' : 'are not'} marked encoded`);
-  t.equal(tooBig, 0, 'output batches hold at most MAX_BATCH items');
-  t.equal(ctx.counters.out, lines.length, 'counters.out counts the items');
-  t.equal(ctx.counters.in, texts.length, 'counters.in counts the events');
-  return { lines, matched: ctx.counters.extra.matched ?? 0 };
+  return { lines, matched: ctx.counters.extra.matched ?? 0, wrongKind, tooBig, counters: ctx.counters };
 }
 
 t.test('encoded or object input, encoded or object output, in-thread or in workers: the same lines', async (t) => {
@@ -120,10 +116,14 @@ t.test('encoded or object input, encoded or object output, in-thread or in worke
     for (const encodedIn of [false, true]) {
       for (const encodedOut of [false, true]) {
         const label = `workers ${workers}, ${encodedIn ? 'encoded' : 'object'} in, ${encodedOut ? 'encoded' : 'object'} out`;
-        const got = await runStage(workers, encodedIn, encodedOut, encodedIn ? 200 : 97, t);
+        const got = await runStage(workers, encodedIn, encodedOut, encodedIn ? 200 : 97);
+        t.equal(got.wrongKind, 0, `${label}: output batches ${encodedOut ? 'are' : 'are not'} marked encoded`);
+        t.equal(got.tooBig, 0, `${label}: output batches hold at most MAX_BATCH items`);
+        t.equal(got.counters.out, got.lines.length, `${label}: counters.out counts the items`);
+        t.equal(got.counters.in, texts.length, `${label}: counters.in counts the events`);
         t.equal(got.lines.length, want.length, `${label}: as many lines`);
         const firstDiff = got.lines.findIndex((l, i) => l !== want[i]);
-        t.equal(firstDiff, -1, `${label}: identical lines in order${firstDiff >= 0 ? `: got ${got.lines[firstDiff]} want ${want[firstDiff]}` : ''}`);
+        t.equal(firstDiff, -1, `${label}: identical lines in order${firstDiff >= 0 ? ` (first difference at line ${firstDiff}: ${want[firstDiff]!.slice(0, 160)}…)` : ''}`);
         if (matched < 0) matched = got.matched;
         t.equal(got.matched, matched, `${label}: same matched count`);
       }
