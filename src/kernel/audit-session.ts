@@ -35,7 +35,9 @@ function installExitHooks(): void {
     const onSignal = () => {
       // If someone else (skafe run) handles the signal, it stops the pipeline
       // and the stream's destroy restores the kernel. Alone, we restore now and
-      // die of the same signal, as the default action would.
+      // die of the same signal, as the default action would. (A library that
+      // also stands back when not alone, like signal-exit, leaves the signal
+      // to us both: the caller must then handle it.)
       if (process.listenerCount(sig) > 1) return;
       for (const s of live) s.restoreNow();
       process.removeListener(sig, onSignal);
@@ -172,6 +174,10 @@ export class AuditSession {
         errors.push(e as Error);
       }
     };
+    // Settings first: while backlog_limit is still ours (tiny, in a test) the
+    // records our own changes cause could be lost after the final loss count.
+    if (Object.keys(this.changed).length) await attempt(() => this.control.setStatus(this.changed));
+    this.changed = {};
     if (this.registered) {
       // Any socket of this process may unregister it; the control socket is
       // used because the data socket may be paused by backpressure.
@@ -182,8 +188,6 @@ export class AuditSession {
     this.added = [];
     for (const r of this.displaced) await attempt(() => this.control.addRule(r));
     this.displaced = [];
-    if (Object.keys(this.changed).length) await attempt(() => this.control.setStatus(this.changed));
-    this.changed = {};
     this.finish();
     if (errors.length) throw new SkafeError('SKAFE_NETLINK', `restoring the kernel audit state: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[0] });
   }
@@ -191,10 +195,10 @@ export class AuditSession {
   /** Synchronous restore for process exit: each send is applied by the kernel before it returns. */
   restoreNow(): void {
     if (this.restored) return;
+    if (Object.keys(this.changed).length) this.control.sendNow(AUDIT_SET, encodeAuditSet(this.changed));
     if (this.registered) this.control.sendNow(AUDIT_SET, encodeAuditSet({ pid: 0 }));
     for (const r of [...this.added].reverse()) this.control.sendNow(AUDIT_DEL_RULE, r.data);
     for (const r of this.displaced) this.control.sendNow(AUDIT_ADD_RULE, r);
-    if (Object.keys(this.changed).length) this.control.sendNow(AUDIT_SET, encodeAuditSet(this.changed));
     this.registered = false;
     this.added = [];
     this.displaced = [];

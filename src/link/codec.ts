@@ -1,23 +1,44 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 
-// Events travel and rest as deflate-raw of a JSON array: several times smaller
-// on audit events. Small batches are (de)compressed inline: a hop to the libuv
-// pool costs more than the work and serialises a busy reader behind the pool;
-// big ones go to the pool so the event loop keeps reading.
+// Events travel and rest as deflate-raw of JSON lines (one event per line;
+// JSON.stringify never emits a raw newline). Lines, not one JSON array, so the
+// server can hand each event's text to a sink that writes JSON lines without
+// parsing and re-serializing it. A payload starting with '[' (a JSON array) is
+// read too. Small batches are (de)compressed inline: a hop to the libuv pool
+// costs more than the work and serialises a busy reader behind the pool; big
+// ones go to the pool so the event loop keeps reading.
 const deflate = promisify(zlib.deflateRaw);
 const inflate = promisify(zlib.inflateRaw);
 const INLINE = 64 * 1024;
 const OPTS = { level: 1 };
 
 export async function packEvents(events: unknown[]): Promise<Buffer> {
-  const json = Buffer.from(JSON.stringify(events));
-  return json.length <= INLINE ? zlib.deflateRawSync(json, OPTS) : deflate(json, OPTS);
+  let text = '';
+  for (let i = 0; i < events.length; i++) text += (i ? '\n' : '') + JSON.stringify(events[i]);
+  const raw = Buffer.from(text);
+  return raw.length <= INLINE ? zlib.deflateRawSync(raw, OPTS) : deflate(raw, OPTS);
+}
+
+async function inflateText(data: Buffer): Promise<string> {
+  return (data.length <= INLINE / 4 ? zlib.inflateRawSync(data) : await inflate(data)).toString('utf8');
+}
+
+/** Each event's JSON text. */
+export async function unpackLines(data: Buffer): Promise<string[]> {
+  const text = await inflateText(data);
+  if (text === '') return [];
+  if (text[0] === '[') return (JSON.parse(text) as unknown[]).map((e) => JSON.stringify(e));
+  return text.split('\n');
 }
 
 export async function unpackEvents(data: Buffer): Promise<object[]> {
-  const raw = data.length <= INLINE / 4 ? zlib.inflateRawSync(data) : await inflate(data);
-  const v = JSON.parse(raw.toString('utf8'));
-  if (!Array.isArray(v)) throw new Error('packed batch is not a JSON array');
-  return v;
+  const text = await inflateText(data);
+  if (text === '') return [];
+  if (text[0] === '[') {
+    const v = JSON.parse(text);
+    if (!Array.isArray(v)) throw new Error('packed batch is not a JSON array');
+    return v;
+  }
+  return text.split('\n').map((l) => JSON.parse(l) as object);
 }

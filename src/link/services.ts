@@ -50,15 +50,16 @@ export interface SinkPosition {
 }
 
 /**
- * Registered by `queue` (server) under 'acks': sinks call `flushed(batch)` once
- * a batch's write has completed (file sinks pass where the file now ends). A
- * batch carries the queue position it came from as a non-enumerable `release`
- * property; stages between queue and sink must carry it over (see carryRelease).
+ * The queue's side of the sinks' DELIVERED hook (src/sinks/serialize.ts): a sink
+ * calls it once a batch's write completed. A batch carries the queue position it
+ * came from as a non-enumerable `release` property (set by the queue); stages
+ * between queue and sink must keep it on the arrays they pass on (see
+ * carryRelease). Object events are also recognised by identity, so a stage that
+ * copies the array but keeps the event objects is fine too.
  */
 export interface AcksService {
   flushed(batch: unknown[], position?: SinkPosition): void;
 }
-export const ACKS_SERVICE = 'acks';
 
 export function setRelease(batch: unknown[], seq: number): void {
   Object.defineProperty(batch, 'release', { value: seq, enumerable: false, configurable: true });

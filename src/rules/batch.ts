@@ -1,5 +1,5 @@
 import type { RuleTree } from './tree.js';
-import { planLines, type LinePlan, type OutputNode } from './output.js';
+import { LineBytesBuilder, planLines, planSplice, type LineBytes, type LinePlan, type OutputNode } from './output.js';
 
 // One batch through the tree, as a match worker (or the stage's own thread,
 // with workers = 0) does it. Input events are objects, or JSON text when the
@@ -14,9 +14,11 @@ export interface BatchRequest {
   encoded: boolean;
   /** Build the output lines (as a LinePlan) here rather than returning hits. */
   lines: boolean;
+  /** With `lines`: as JSON-lines bytes (LineBytes) instead. */
+  bytes?: boolean;
 }
 
-export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number });
+export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
@@ -29,14 +31,29 @@ function isRecord(e: unknown): e is Record<string, unknown> {
   return e !== null && typeof e === 'object';
 }
 
-function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], lines: boolean): BatchResult {
+/** Lines for event i: cut from its own text when it came as text, else serialized with placeholders. */
+function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan): void {
+  if (req.encoded && planSplice(e, req.events[i] as string, i, hits, lp)) return;
+  planLines(e, nodes, hits, lp);
+}
+
+function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
+  const lines = req.lines;
   let matched = 0;
   for (const h of hits) if (h.length) matched++;
   if (!lines) return { hits, matched };
+  if (req.bytes) {
+    const b = new LineBytesBuilder();
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, hits[i]!);
+    }
+    return { ...b.finish(), matched };
+  }
   const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
-    if (hits[i]!.length && isRecord(e)) planLines(e, nodes, hits[i]!, lp);
+    if (hits[i]!.length && isRecord(e)) plan(e, i, hits[i]!, nodes, req, lp);
   }
   return { ...lp, matched };
 }
@@ -54,14 +71,25 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
     }
     return { hits, matched };
   }
-  const lp: LinePlan = { texts: [], plan: [] };
   let matched = 0;
+  if (req.bytes) {
+    const b = new LineBytesBuilder();
+    for (let i = 0; i < n; i++) {
+      const e = asEvent(req.events[i], req.encoded);
+      const h = tree.evaluateSync(e);
+      if (h.length === 0) continue;
+      matched++;
+      if (isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, h);
+    }
+    return { ...b.finish(), matched };
+  }
+  const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < n; i++) {
     const e = asEvent(req.events[i], req.encoded);
     const h = tree.evaluateSync(e);
     if (h.length === 0) continue;
     matched++;
-    if (isRecord(e)) planLines(e, nodes, h, lp);
+    if (isRecord(e)) plan(e, i, h, nodes, req, lp);
   }
   return { ...lp, matched };
 }
@@ -74,5 +102,5 @@ export async function evaluateBatch(tree: RuleTree, nodes: readonly OutputNode[]
   const get = req.encoded ? (idx: number) => (events[idx] ??= JSON.parse(req.events[idx] as string)) : (idx: number) => events[idx];
   const hits = await Promise.all(req.events.map((_e, idx) => tree.evaluateLazy(() => get(idx), (node) => script(node, idx))));
   if (req.encoded) for (let i = 0; i < hits.length; i++) if (hits[i]!.length) get(i);
-  return finish(events, hits, nodes, req.lines);
+  return finish(events, hits, nodes, req);
 }

@@ -59,6 +59,8 @@ export interface RunOptions {
   encoded?: boolean;
   /** Return the finished output lines instead of the fired nodes. */
   lines?: boolean;
+  /** With lines: as JSON-lines bytes. */
+  bytes?: boolean;
 }
 
 export class RuleEngine {
@@ -66,6 +68,7 @@ export class RuleEngine {
   private nextGen = 1;
   private workers: Worker[] = [];
   private busy: number[] = [];
+  private answers: number[][] = [];
   private pending = new Map<number, PendingBatch>();
   private nextBid = 1;
   private closed = false;
@@ -135,6 +138,7 @@ export class RuleEngine {
     const w = new Worker(path.join(here, 'match-worker.js'));
     this.workers.push(w);
     this.busy.push(0);
+    this.answers.push([]);
     w.on('message', (m: FromMatchWorker) => this.onWorkerMessage(i, m));
     w.on('error', (e) => {
       this.workerError = e;
@@ -151,11 +155,15 @@ export class RuleEngine {
   }
 
   private onWorkerMessage(i: number, m: FromMatchWorker): void {
-    if (m.t === 'script') {
-      const p = this.pending.get(m.bid);
-      const pool = p?.gen.pools.get(m.node);
-      if (!p || !pool) return this.post(i, { t: 'script', cid: m.cid, value: false });
-      void pool.call(p.events[m.idx], p.encoded).then((value) => this.post(i, { t: 'script', cid: m.cid, value }));
+    if (m.t === 'scripts') {
+      const c = m.calls;
+      for (let k = 0; k < c.length; k += 4) {
+        const cid = c[k + 1]!;
+        const p = this.pending.get(c[k]!);
+        const pool = p?.gen.pools.get(c[k + 2]!);
+        if (!p || !pool) this.answer(i, cid, false);
+        else void pool.call(p.events[c[k + 3]!], p.encoded).then((value) => this.answer(i, cid, value));
+      }
       return;
     }
     const p = this.pending.get(m.bid);
@@ -165,6 +173,18 @@ export class RuleEngine {
     this.finish(p.gen);
     if (m.t === 'done') p.resolve(m);
     else p.reject(new Error(m.error));
+  }
+
+  /** Script answers to worker i, gathered per tick: the pools answer many calls per read. */
+  private answer(i: number, cid: number, value: boolean): void {
+    const a = this.answers[i]!;
+    if (a.length === 0) {
+      queueMicrotask(() => {
+        this.answers[i] = [];
+        if (this.workers[i]) this.post(i, { t: 'answers', values: a });
+      });
+    }
+    a.push(cid, value ? 1 : 0);
   }
 
   private finish(g: Generation): void {
@@ -191,7 +211,7 @@ export class RuleEngine {
     if (this.closed) return Promise.reject(new Error('rule engine closed'));
     if (this.workerError) return Promise.reject(this.workerError);
     const g = this.current;
-    const req: BatchRequest = { events, encoded: o.encoded === true, lines: o.lines === true };
+    const req: BatchRequest = { events, encoded: o.encoded === true, lines: o.lines === true || o.bytes === true, bytes: o.bytes === true };
     g.inflight++;
     if (this.workers.length === 0) {
       const run = async () => {

@@ -14,18 +14,39 @@ import type { RuleSet } from './load.js';
 export type ToMatchWorker =
   | { t: 'load'; gen: number; set: RuleSet }
   | { t: 'drop'; gen: number }
-  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean }
-  | { t: 'script'; cid: number; value: boolean };
+  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean }
+  /** Script answers: cid, 0|1, cid, 0|1, … */
+  | { t: 'answers'; values: number[] };
 
 export type FromMatchWorker =
   | ({ t: 'done'; bid: number } & BatchResult)
   | { t: 'failed'; bid: number; error: string }
-  | { t: 'script'; bid: number; cid: number; node: number; idx: number };
+  /** Script calls to run: bid, cid, node, idx, bid, cid, … (batched per tick: a batch asks for hundreds at once). */
+  | { t: 'scripts'; calls: number[] };
 
 const port = parentPort!;
 const trees = new Map<number, { tree: RuleTree; nodes: OutputNode[] }>();
 const scriptCalls = new Map<number, (v: boolean) => void>();
 let nextCid = 1;
+let outgoing: number[] = [];
+
+function askScript(bid: number, node: number, idx: number): Promise<boolean> {
+  const cid = nextCid++;
+  if (outgoing.length === 0) {
+    queueMicrotask(() => {
+      const calls = outgoing;
+      outgoing = [];
+      port.postMessage({ t: 'scripts', calls } satisfies FromMatchWorker);
+    });
+  }
+  outgoing.push(bid, cid, node, idx);
+  return new Promise<boolean>((resolve) => scriptCalls.set(cid, resolve));
+}
+
+/** Output bytes are transferred, not copied. */
+function done(bid: number, r: BatchResult): void {
+  port.postMessage({ t: 'done', bid, ...r } satisfies FromMatchWorker, 'bytes' in r ? [r.bytes.buffer as ArrayBuffer] : []);
+}
 
 function failed(bid: number, e: unknown): void {
   port.postMessage({ t: 'failed', bid, error: e instanceof Error ? e.message : String(e) } satisfies FromMatchWorker);
@@ -39,10 +60,13 @@ port.on('message', (m: ToMatchWorker) => {
     case 'drop':
       trees.delete(m.gen);
       return;
-    case 'script': {
-      const r = scriptCalls.get(m.cid);
-      scriptCalls.delete(m.cid);
-      r?.(m.value);
+    case 'answers': {
+      const v = m.values;
+      for (let i = 0; i < v.length; i += 2) {
+        const r = scriptCalls.get(v[i]!);
+        scriptCalls.delete(v[i]!);
+        r?.(v[i + 1] === 1);
+      }
       return;
     }
     case 'eval': {
@@ -55,15 +79,11 @@ port.on('message', (m: ToMatchWorker) => {
         } catch (e) {
           return failed(m.bid, e);
         }
-        port.postMessage({ t: 'done', bid: m.bid, ...r } satisfies FromMatchWorker);
+        done(m.bid, r);
         return;
       }
-      evaluateBatch(g.tree, g.nodes, m, (node, idx) => {
-        const cid = nextCid++;
-        port.postMessage({ t: 'script', bid: m.bid, cid, node, idx } satisfies FromMatchWorker);
-        return new Promise<boolean>((resolve) => scriptCalls.set(cid, resolve));
-      }).then(
-        (r) => port.postMessage({ t: 'done', bid: m.bid, ...r } satisfies FromMatchWorker),
+      evaluateBatch(g.tree, g.nodes, m, (node, idx) => askScript(m.bid, node, idx)).then(
+        (r) => done(m.bid, r),
         (e) => failed(m.bid, e),
       );
     }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { RuleNode } from './load.js';
+import { MAX_BATCH } from '../stage.js';
 
 // What the rules stage emits: one item per (event, fired rule, log), the event
 // plus ECS `rule.name` (section name as written), `rule.ruleset` (the .rules
@@ -16,12 +17,18 @@ export interface OutputNode {
   trigger: RuleNode['trigger'];
   /** JSON of `{name, ruleset}`: the `rule` object when the event has none of its own. */
   ruleJson: string;
+  /** `,"rule":{…}}`: how a line ends when `rule` is added last. */
+  ruleTail: string;
+  /** ruleTail and the newline as UTF-8. */
+  ruleTailBytes: Uint8Array;
 }
 
 export function outputNodes(nodes: readonly RuleNode[]): OutputNode[] {
   return nodes.map((n) => {
     const ruleset = path.basename(n.file);
-    return { name: n.name, ruleset, trigger: n.trigger, ruleJson: JSON.stringify({ name: n.name, ruleset }) };
+    const ruleJson = JSON.stringify({ name: n.name, ruleset });
+    const ruleTail = `,"rule":${ruleJson}}`;
+    return { name: n.name, ruleset, trigger: n.trigger, ruleJson, ruleTail, ruleTailBytes: utf8.encode(ruleTail + '\n') };
   });
 }
 
@@ -67,6 +74,7 @@ export interface LinePlan {
 const SPLICE_RULE_FIRST = 0;
 const SPLICE_KIND_FIRST = 1;
 const WHOLE = 2;
+const SPLICE_SOURCE = 3;
 
 /** Appends to `lp` the lines hitItems would build, as pieces. */
 export function planLines(event: Record<string, unknown>, nodes: readonly OutputNode[], hits: number[], lp: LinePlan): void {
@@ -90,13 +98,135 @@ export function planLines(event: Record<string, unknown>, nodes: readonly Output
   for (const h of hits) lp.plan.push(h);
 }
 
-/** The lines of a LinePlan, in order. */
-export function assembleLines(lp: LinePlan, nodes: readonly OutputNode[], out: string[]): void {
+// An event that came in as JSON text need not be serialized again: its text
+// is cut where the output differs (event.kind, and the end, where `rule` goes)
+// and the stage's thread, which still holds the text, joins the cuts. The
+// worker sends back only the cut positions. The text is taken as
+// JSON.stringify wrote it (the encoded-batch contract; coalesce's workers do),
+// so the result is what JSON.stringify of the item gives; anything that does
+// not look like it takes the path above.
+const KIND_INSERT = [',"kind":"event"', ',"kind":"alert"'] as const;
+const KIND_FIRST = ['"kind":"event"', '"kind":"alert"'] as const;
+/** How event.kind is put in: replace the value at [start, end), insert after other keys, insert into `{}`. */
+const KIND_REPLACE = 0;
+const KIND_APPEND = 1;
+const KIND_ONLY = 2;
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+
+/** Index just past the string starting at s[i] (a quote), or -1. */
+function skipString(s: string, i: number): number {
+  for (let j = s.indexOf('"', i + 1); j >= 0; j = s.indexOf('"', j + 1)) {
+    let k = j - 1;
+    while (s.charCodeAt(k) === BACKSLASH) k--;
+    if ((j - k) % 2 === 1) return j + 1; // an even number of backslashes before it: the closing quote
+  }
+  return -1;
+}
+
+/** Index just past the JSON value starting at s[i], or -1 (no whitespace expected). */
+function skipValue(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c === QUOTE) return skipString(s, i);
+  if (c === 123 || c === 91) {
+    let depth = 0;
+    for (let j = i; j < s.length; j++) {
+      const d = s.charCodeAt(j);
+      if (d === QUOTE) {
+        j = skipString(s, j) - 1;
+        if (j < 0) return -1;
+      } else if (d === 123 || d === 91) depth++;
+      else if (d === 125 || d === 93) {
+        if (--depth === 0) return j + 1;
+      }
+    }
+    return -1;
+  }
+  let j = i;
+  while (j < s.length) {
+    const d = s.charCodeAt(j);
+    if (d === 44 || d === 125 || d === 93) break;
+    j++;
+  }
+  return j > i ? j : -1;
+}
+
+/**
+ * Where the text of an event (JSON.stringify output, top-level `event` an
+ * object) takes event.kind: [start, end, how], or null when the text is not
+ * laid out as expected.
+ */
+export function kindSplice(s: string): [number, number, number] | null {
+  if (s.charCodeAt(0) !== 123 || s.charCodeAt(s.length - 1) !== 125) return null;
+  let i = 1;
+  for (;;) {
+    if (s.charCodeAt(i) !== QUOTE) return null;
+    const kEnd = skipString(s, i);
+    if (kEnd < 0 || s.charCodeAt(kEnd) !== 58) return null;
+    if (kEnd - i === 7 && s.startsWith('"event"', i)) return s.charCodeAt(kEnd + 1) === 123 ? kindInObject(s, kEnd + 1) : null;
+    const vEnd = skipValue(s, kEnd + 1);
+    if (vEnd < 0 || s.charCodeAt(vEnd) !== 44) return null;
+    i = vEnd + 1;
+  }
+}
+
+function kindInObject(s: string, o: number): [number, number, number] | null {
+  let i = o + 1;
+  if (s.charCodeAt(i) === 125) return [i, i, KIND_ONLY];
+  for (;;) {
+    if (s.charCodeAt(i) !== QUOTE) return null;
+    const kEnd = skipString(s, i);
+    if (kEnd < 0 || s.charCodeAt(kEnd) !== 58) return null;
+    const vEnd = skipValue(s, kEnd + 1);
+    if (vEnd < 0) return null;
+    if (kEnd - i === 6 && s.startsWith('"kind"', i)) return [kEnd + 1, vEnd, KIND_REPLACE];
+    const c = s.charCodeAt(vEnd);
+    if (c === 125) return [vEnd, vEnd, KIND_APPEND];
+    if (c !== 44) return null;
+    i = vEnd + 1;
+  }
+}
+
+/**
+ * As planLines for an event given as JSON text `text` (item `idx` of the
+ * batch): true when the cut positions were planned, false when the caller
+ * must use planLines.
+ */
+export function planSplice(event: Record<string, unknown>, text: string, idx: number, hits: number[], lp: LinePlan): boolean {
+  if (hits.length === 0) return true;
+  const ev = event.event;
+  if (event.rule !== undefined || ev === null || typeof ev !== 'object' || Array.isArray(ev)) return false;
+  const k = kindSplice(text);
+  if (!k) return false;
+  lp.plan.push(SPLICE_SOURCE, hits.length, idx, k[0], k[1], k[2]);
+  for (const h of hits) lp.plan.push(h);
+  return true;
+}
+
+/** The lines of a LinePlan, in order; `source`: the batch's texts, when the plan cuts them. */
+export function assembleLines(lp: LinePlan, nodes: readonly OutputNode[], out: string[], source?: readonly unknown[]): void {
   const { texts, plan } = lp;
   let t = 0;
   for (let i = 0; i < plan.length; ) {
     const code = plan[i++]!;
     const n = plan[i++]!;
+    if (code === SPLICE_SOURCE) {
+      const s = source![plan[i++]!] as string;
+      const start = plan[i++]!;
+      const end = plan[i++]!;
+      const how = plan[i++]!;
+      const head = s.slice(0, start);
+      const mid = s.slice(end, s.length - 1);
+      const kinds = how === KIND_REPLACE ? KIND_TEXT : how === KIND_APPEND ? KIND_INSERT : KIND_FIRST;
+      for (let j = 0; j < n; j++) {
+        const node = nodes[plan[i++]!]!;
+        const trig = node.trigger;
+        if (trig === 'log' || trig === 'both') out.push(head + kinds[0] + mid + node.ruleTail);
+        if (trig === 'alert' || trig === 'both') out.push(head + kinds[1] + mid + node.ruleTail);
+      }
+      continue;
+    }
     if (code === WHOLE) {
       for (let j = 0; j < n; j++) out.push(texts[t++]!);
       continue;
@@ -113,6 +243,78 @@ export function assembleLines(lp: LinePlan, nodes: readonly OutputNode[], out: s
         out.push(code === SPLICE_RULE_FIRST ? a + rule + b + KIND_TEXT[kind] + c : a + KIND_TEXT[kind] + b + rule + c);
       }
     }
+  }
+}
+
+// For sinks that only write bytes (ENCODED_BYTES, src/stage.ts): the workers
+// make the JSON-lines bytes of a whole output batch and transfer them, so the
+// stage's thread neither joins nor encodes the lines (the sink writes them as
+// they are). An event cut from its text is encoded once (two pieces) and its
+// lines are copied together from those bytes.
+const utf8 = new TextEncoder();
+const KIND_BYTES = [KIND_TEXT, KIND_INSERT, KIND_FIRST].map((ks) => ks.map((k) => utf8.encode(k)));
+
+/** JSON-lines bytes of the output, with where each MAX_BATCH lines end. */
+export interface LineBytes {
+  bytes: Uint8Array;
+  /** Byte offset after every MAX_BATCH-th line: the stage cuts its batches there. */
+  cuts: number[];
+  count: number;
+}
+
+export class LineBytesBuilder {
+  private chunks: Uint8Array[] = [];
+  private size = 0;
+  private count = 0;
+  private readonly cuts: number[] = [];
+
+  private endLine(): void {
+    if (++this.count % MAX_BATCH === 0) this.cuts.push(this.size);
+  }
+
+  /** The lines of `event` (given as JSON text `text` when it came so) for `hits`, as hitLines. */
+  add(event: Record<string, unknown>, text: string | undefined, nodes: readonly OutputNode[], hits: number[]): void {
+    if (hits.length === 0) return;
+    const ev = event.event;
+    const k = text !== undefined && event.rule === undefined && ev !== null && typeof ev === 'object' && !Array.isArray(ev) ? kindSplice(text) : null;
+    if (k) {
+      // Cuts fall on ASCII punctuation, never inside a surrogate pair, so encoding the pieces apart is exact.
+      const head = utf8.encode(text!.slice(0, k[0]));
+      const mid = utf8.encode(text!.slice(k[1], text!.length - 1));
+      const kinds = KIND_BYTES[k[2]]!;
+      for (const h of hits) {
+        const n = nodes[h]!;
+        for (let kind = 0; kind < 2; kind++) {
+          if (kind === 0 ? n.trigger !== 'log' && n.trigger !== 'both' : n.trigger !== 'alert' && n.trigger !== 'both') continue;
+          const kb = kinds[kind]!;
+          this.chunks.push(head, kb, mid, n.ruleTailBytes);
+          this.size += head.length + kb.length + mid.length + n.ruleTailBytes.length;
+          this.endLine();
+        }
+      }
+      return;
+    }
+    const lp: LinePlan = { texts: [], plan: [] };
+    planLines(event, nodes, hits, lp);
+    const lines: string[] = [];
+    assembleLines(lp, nodes, lines);
+    for (const l of lines) {
+      const b = utf8.encode(l + '\n');
+      this.chunks.push(b);
+      this.size += b.length;
+      this.endLine();
+    }
+  }
+
+  finish(): LineBytes {
+    const bytes = new Uint8Array(this.size);
+    let off = 0;
+    for (const c of this.chunks) {
+      bytes.set(c, off);
+      off += c.length;
+    }
+    this.chunks = [];
+    return { bytes, cuts: this.cuts, count: this.count };
   }
 }
 

@@ -109,7 +109,9 @@ export class TlsLink extends Writable {
       : net.connect({ host: t.host, port: t.port });
     this.sock = sock;
     sock.setNoDelay(true);
-    const timer = setTimeout(() => this.drop(`no welcome from ${where} within ${handshakeMs / 1000}s (handshake timeout)`), handshakeMs);
+    // Handlers act only while this socket is the current one: a late event from a
+    // dropped socket must not drop its successor.
+    const timer = setTimeout(() => this.sock === sock && this.drop(`no welcome from ${where} within ${handshakeMs / 1000}s (handshake timeout)`), handshakeMs);
     const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
     const hello = () => {
       const spool = this.spool;
@@ -119,13 +121,18 @@ export class TlsLink extends Writable {
     };
     sock.once(this.secure ? 'secureConnect' : 'connect', hello);
     sock.on('data', (chunk: Buffer) => {
+      if (this.sock !== sock) return;
       this.lastHeard = Date.now();
       try {
         for (const f of decoder.push(chunk)) {
+          if (this.sock !== sock) break;
           if (f.type === MsgType.WELCOME) {
             clearTimeout(timer);
             this.onWelcome(decodeJson<Welcome>(f, 'WELCOME'), where);
-          } else if (f.type === MsgType.ACK) this.onAck(decodeAck(f).acked, decodeAck(f).credits);
+          } else if (f.type === MsgType.ACK) {
+            const a = decodeAck(f);
+            this.onAck(a.acked, a.credits);
+          }
           else if (f.type === MsgType.REFUSE) this.drop(`server ${where} refused: ${decodeJson<{ reason: string }>(f, 'REFUSE').reason}`);
           else if (f.type !== MsgType.PING) throw new SkafeError('SKAFE_PROTOCOL', `unexpected frame type ${f.type}`);
         }
@@ -135,7 +142,7 @@ export class TlsLink extends Writable {
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      this.drop(`${where}: ${e.code ? e.code + ' ' : ''}${e.message}`);
+      if (this.sock === sock) this.drop(`${where}: ${e.code ? e.code + ' ' : ''}${e.message}`);
     });
     sock.on('close', () => {
       clearTimeout(timer);
@@ -188,7 +195,6 @@ export class TlsLink extends Writable {
     const wasReady = this.ready;
     this.ready = false;
     this.credits = 0;
-    sock.removeAllListeners('close');
     sock.on('error', () => {});
     sock.destroy();
     this.unsent = this.inflight.concat(this.unsent);

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { parseRecordLine, type AuditRecord } from '../audit/record.js';
 import { compileRulesFile } from '../audit/rules/compile.js';
 import { AuditSession, type AuditMode } from '../kernel/audit-session.js';
+import { AuditNetlink } from '../kernel/audit-netlink.js';
 import { BATCH_HWM, MAX_BATCH, defineStage, type Batch, type StageContext } from '../stage.js';
 import { SerialGapTracker } from '../kernel/serial-gaps.js';
 
@@ -50,6 +51,7 @@ export class NetlinkSource extends Readable {
   private receiveOverflows = 0;
   private reportedOverflows = 0;
   private ending = false;
+  private ended = false;
   private polling = false;
 
   constructor(
@@ -99,7 +101,8 @@ export class NetlinkSource extends Readable {
   }
 
   private onRecords(types: number[], texts: string[], enobufs: number): void {
-    if (this.ending) return;
+    // Records keep coming while the kernel is being given back; only after end() is there nowhere to put them.
+    if (this.ended || this.destroyed) return;
     const c = this.ctx.counters;
     if (enobufs) {
       this.receiveOverflows += enobufs;
@@ -134,15 +137,20 @@ export class NetlinkSource extends Readable {
   }
 
   /** Reads lost/backlog; a rise in `lost`, an ENOBUFS or a serial gap becomes a loss record. */
-  private async pollStatus(): Promise<void> {
+  private async pollStatus(final = false): Promise<void> {
     const s = this.session;
     if (!s || this.destroyed) return;
     let status;
+    let conn: AuditNetlink | undefined;
     try {
-      status = await s.control.getStatus();
+      // The final count comes after the session gave the kernel back (its sockets are closed).
+      if (final) conn = new AuditNetlink();
+      status = await (conn ?? s.control).getStatus();
     } catch (e) {
       if (this.ctx.counters.firstReport('status-poll')) this.ctx.log.warn(`reading the kernel audit status failed: ${(e as Error).message}`);
       return;
+    } finally {
+      conn?.close();
     }
     const c = this.ctx.counters;
     c.extra.kernelBacklog = status.backlog;
@@ -163,7 +171,7 @@ export class NetlinkSource extends Readable {
 
   private lossSeq = 0;
   private pushLoss(body: string): void {
-    if (this.ending || this.destroyed) return;
+    if (this.destroyed) return;
     const now = Date.now();
     const sec = Math.floor(now / 1000);
     const msec = now % 1000;
@@ -179,7 +187,6 @@ export class NetlinkSource extends Readable {
   /** Stop on request: report final loss, give the kernel back, then end the stream. */
   private async finish(): Promise<void> {
     if (this.ending || this.destroyed) return;
-    await this.pollStatus();
     this.ending = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     try {
@@ -187,6 +194,8 @@ export class NetlinkSource extends Readable {
     } catch (e) {
       this.ctx.log.error((e as Error).message);
     }
+    await this.pollStatus(true);
+    this.ended = true;
     this.push(null);
   }
 

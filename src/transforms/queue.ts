@@ -2,9 +2,9 @@ import { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
-import { defineStage, BATCH_HWM, MAX_BATCH, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
-import { packEvents, unpackEvents } from '../link/codec.js';
+import { packEvents, unpackEvents, unpackLines } from '../link/codec.js';
 import { DELIVERED } from '../sinks/serialize.js';
 import {
   QUEUE_SERVICE,
@@ -217,12 +217,14 @@ export class Queue extends Duplex implements QueueService, AcksService {
    * False when downstream is full.
    */
   private async emitEntries(entries: Array<[number, Buffer]>): Promise<boolean> {
-    let out: Array<Record<string, unknown>> = [];
+    let out: unknown[] = [];
     let more = true;
+    const encoded = this.ctx.encodedOutput === true;
+    const finish = (batch: unknown[]) => (encoded ? markEncoded(batch) : batch);
     for (const [seq, v] of entries) {
-      const events = await this.decodeEntry(seq, v);
+      const events = encoded ? await this.decodeEntryText(seq, v) : await this.decodeEntry(seq, v);
       if (out.length && out.length + events.length > MAX_BATCH) {
-        more = this.push(out);
+        more = this.push(finish(out));
         out = [];
       }
       for (const ev of events) out.push(ev);
@@ -230,18 +232,52 @@ export class Queue extends Duplex implements QueueService, AcksService {
     }
     if (out.length || entries.length) {
       if (!out.length) setRelease(out, entries[entries.length - 1]![0]);
-      more = this.push(out);
+      more = this.push(finish(out));
     }
     return more;
   }
 
+  private entryHeader(v: Buffer): [Header, number] {
+    const hl = v.readUInt32BE(0);
+    return [JSON.parse(v.subarray(4, 4 + hl).toString()) as Header, 4 + hl];
+  }
+
+  /**
+   * The events as JSON text with agent.name/agent.id spliced in front, for a next
+   * stage that takes encoded batches (the event log sinks): no parse, no re-serialize.
+   * An event that already has an "agent" object is merged the slow way.
+   */
+  private async decodeEntryText(seq: number, v: Buffer): Promise<string[]> {
+    this.readSeq = seq + 1;
+    const [h, at] = this.entryHeader(v);
+    let lines: string[];
+    try {
+      lines = await unpackLines(v.subarray(at));
+    } catch (e) {
+      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
+      return [];
+    }
+    const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
+    const prefix = `{"agent":${JSON.stringify(agent)},`;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (l.includes('"agent":')) {
+        const ev = JSON.parse(l) as Record<string, unknown>;
+        const a = ev.agent as Record<string, unknown> | undefined;
+        ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
+        lines[i] = JSON.stringify(ev);
+      } else lines[i] = l === '{}' ? `{"agent":${JSON.stringify(agent)}}` : prefix + l.slice(1);
+    }
+    this.ctx.counters.out += lines.length;
+    return lines;
+  }
+
   private async decodeEntry(seq: number, v: Buffer): Promise<Array<Record<string, unknown>>> {
     this.readSeq = seq + 1;
-    const hl = v.readUInt32BE(0);
-    const h = JSON.parse(v.subarray(4, 4 + hl).toString()) as Header;
+    const [h, at] = this.entryHeader(v);
     let events: Array<Record<string, unknown>>;
     try {
-      events = (await unpackEvents(v.subarray(4 + hl))) as Array<Record<string, unknown>>;
+      events = (await unpackEvents(v.subarray(at))) as Array<Record<string, unknown>>;
     } catch (e) {
       this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
       events = [];
@@ -332,7 +368,6 @@ export class Queue extends Duplex implements QueueService, AcksService {
     }, this.blocked ? 0 : 20);
   }
 
-  private persisted = -1;
   private releaseTimer: NodeJS.Timeout | undefined;
   private async persistRelease(): Promise<void> {
     if (this.releasing) {
@@ -355,7 +390,6 @@ export class Queue extends Duplex implements QueueService, AcksService {
         if (this.positions.size) ops.push({ type: 'put', key: 'm:pos', value: Buffer.from(JSON.stringify([...this.positions.values()])) });
         if (this.db.status !== 'open') return;
         await this.db.batch(ops as never, { sync: false });
-        this.persisted = upTo;
         if (this.blocked && this.bytes <= this.maxBytes) {
           const cb = this.blocked;
           this.blocked = null;

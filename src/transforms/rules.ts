@@ -1,9 +1,10 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, type Batch, type StageContext } from '../stage.js';
 import { RuleEngine } from '../rules/engine.js';
 import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
+import { getRelease, setRelease } from '../link/services.js';
 
 export interface RulesOptions {
   rulesdir: string;
@@ -37,19 +38,31 @@ export const RULES_RELOAD = 'rules.reload';
 
 export { hitItems, hitLines } from '../rules/output.js';
 
+/** Items in pieces of at most MAX_BATCH (the array itself when it fits). */
+function chunks<T>(items: T[]): T[][] {
+  if (items.length === 0) return [];
+  if (items.length <= MAX_BATCH) return [items];
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += MAX_BATCH) out.push(items.slice(i, i + MAX_BATCH));
+  return out;
+}
+
 /**
  * Events in, one item per (event, fired rule, log) out, in input order (see
  * src/rules/output.ts for the item). Takes encoded batches (JSON text from
  * coalesce's workers) as well as objects and hands them to the match workers
  * as they are: strings cross threads far cheaper than objects. When the next
  * stage takes encoded batches the workers also serialize the output, so this
- * thread only joins strings; otherwise it builds objects from the fired
+ * thread only joins strings (or, for sinks that take encoded bytes, only
+ * forwards the workers' bytes); otherwise it builds objects from the fired
  * nodes (parsing an encoded event only when something fired).
  */
 export class RulesTransform extends Transform {
-  // Batches dispatched and not yet pushed, oldest first: output keeps input order.
-  private readonly inflight: Array<Promise<unknown[]>> = [];
+  // Output of the batches dispatched and not yet pushed, oldest first (output keeps input order):
+  // each ready to push, in pieces of at most MAX_BATCH items.
+  private readonly inflight: Array<Promise<Batch[]>> = [];
   private readonly encodedOutput: boolean;
+  private readonly bytesOutput: boolean;
   private readonly maxInflight: number;
   private pumping: Promise<void> | null = null;
   private failed: Error | null = null;
@@ -62,7 +75,8 @@ export class RulesTransform extends Transform {
     reloadOnHup: boolean,
   ) {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
-    this.encodedOutput = ctx.encodedOutput === true;
+    this.bytesOutput = ctx.encodedBytesOutput === true;
+    this.encodedOutput = ctx.encodedOutput === true && !this.bytesOutput;
     // Enough batches in flight to keep every worker busy while one is being pushed; bounded.
     this.maxInflight = Math.max(2, workers * 2);
     if (reloadOnHup) process.on('SIGHUP', this.onHup);
@@ -73,21 +87,42 @@ export class RulesTransform extends Transform {
     if (this.failed) return cb(this.failed);
     this.ctx.counters.in += batch.length;
     const encoded = isEncoded(batch);
-    const p = this.engine.run(batch, { encoded, lines: this.encodedOutput }).then((r) => {
+    const p = this.engine.run(batch, { encoded, lines: this.encodedOutput, bytes: this.bytesOutput }).then((r) => {
       this.ctx.counters.add('matched', r.matched);
-      if ('plan' in r) {
+      let pieces: Batch[];
+      if ('bytes' in r) {
+        // The workers' bytes, cut at every MAX_BATCH lines (views, no copy).
+        pieces = [];
+        let from = 0;
+        for (const to of r.cuts) {
+          pieces.push(markEncodedBytes(r.bytes.subarray(from, to), MAX_BATCH));
+          from = to;
+        }
+        const rest = r.count - r.cuts.length * MAX_BATCH;
+        if (rest > 0) pieces.push(markEncodedBytes(r.bytes.subarray(from), rest));
+      } else if ('plan' in r) {
         const lines: string[] = [];
-        assembleLines(r, r.gen.out, lines);
-        return lines;
+        assembleLines(r, r.gen.out, lines, batch);
+        pieces = chunks(lines).map((c) => markEncoded(c));
+      } else {
+        const out: unknown[] = [];
+        for (let i = 0; i < batch.length; i++) {
+          const h = r.hits[i]!;
+          if (h.length === 0) continue;
+          const e: unknown = encoded ? JSON.parse(batch[i] as string) : batch[i];
+          if (e && typeof e === 'object') hitItems(e as Record<string, unknown>, r.gen.out, h, out);
+        }
+        pieces = chunks(out);
       }
-      const out: unknown[] = [];
-      for (let i = 0; i < batch.length; i++) {
-        const h = r.hits[i]!;
-        if (h.length === 0) continue;
-        const e: unknown = encoded ? JSON.parse(batch[i] as string) : batch[i];
-        if (e && typeof e === 'object') hitItems(e as Record<string, unknown>, r.gen.out, h, out);
+      // The server queue's release mark (src/link/services.ts) goes on the last piece only: the
+      // queue may drop the input batch once that is written. Nothing fired: an empty batch
+      // still carries it to the sink, as the queue's own do.
+      const release = getRelease(batch);
+      if (release !== undefined) {
+        if (pieces.length === 0) pieces.push(this.bytesOutput ? markEncodedBytes(new Uint8Array(0), 0) : this.encodedOutput ? markEncoded([]) : []);
+        setRelease(pieces[pieces.length - 1]!, release);
       }
-      return out;
+      return pieces;
     });
     p.catch(() => {}); // observed by pump()
     this.inflight.push(p);
@@ -104,21 +139,18 @@ export class RulesTransform extends Transform {
     if (this.pumping) return;
     this.pumping = (async () => {
       while (this.inflight.length) {
-        let out: unknown[];
+        let pieces: Batch[];
         try {
-          out = await this.inflight[0]!;
+          pieces = await this.inflight[0]!;
         } catch (e) {
           this.failed = e as Error;
           this.destroy(e as Error);
           return;
-        } finally {
-          // fallthrough
         }
         this.inflight.shift();
-        this.ctx.counters.out += out.length;
-        for (let i = 0; i < out.length; i += MAX_BATCH) {
-          const chunk = out.length <= MAX_BATCH ? out : out.slice(i, i + MAX_BATCH);
-          this.push(this.encodedOutput ? markEncoded(chunk) : chunk);
+        for (const piece of pieces) {
+          this.ctx.counters.out += piece.length;
+          this.push(piece);
         }
       }
     })().finally(() => {

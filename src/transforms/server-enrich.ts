@@ -1,7 +1,8 @@
 import { Transform } from 'node:stream';
 import dns from 'node:dns';
 import net from 'node:net';
-import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, isEncoded, type StageContext } from '../stage.js';
+import { carryRelease } from '../link/services.js';
 
 // Server side: agent.name/agent.id are set by the queue from the link identity
 // (certificate CN, spool id), which this stage keeps; here we add reverse-DNS
@@ -18,6 +19,8 @@ export interface ServerEnrichOptions {
   dns_cache?: number;
   /** Cache lifetime in seconds. Default 600. */
   dns_ttl?: number;
+  /** Resolvers to ask ("ip" or "ip:port"); default: the system's (/etc/resolv.conf). */
+  dns_servers?: string[];
 }
 
 const FIELDS = ['source', 'destination', 'client', 'server'] as const;
@@ -30,13 +33,19 @@ class ReverseDns {
     private readonly cap: number,
     private readonly ttlMs: number,
     private readonly ctx: StageContext,
+    servers?: string[],
   ) {
     this.resolver = new dns.promises.Resolver({ timeout: timeoutMs, tries: 1 });
+    if (servers?.length) this.resolver.setServers(servers);
   }
+
+  /** Lookups answered from the cache (for tests and stats). */
+  hits = 0;
 
   async probe(): Promise<boolean> {
     try {
-      await this.withTimeout(this.resolver.reverse('127.0.0.1'));
+      // A documentation address (RFC 5737): no hosts file names it, so only a resolver can answer.
+      await this.withTimeout(this.resolver.reverse('192.0.2.1'));
       return true;
     } catch (e) {
       // NXDOMAIN / NOTFOUND is an answer: a resolver is there.
@@ -48,7 +57,27 @@ class ReverseDns {
   async name(ip: string): Promise<string | null> {
     const now = Date.now();
     const hit = this.cache.get(ip);
-    if (hit && hit.until > now) return hit.name;
+    if (hit && hit.until > now) {
+      this.hits++;
+      this.ctx.counters.add('dnsCacheHits');
+      return hit.name;
+    }
+    // One query per address however many events ask at once (bounded by the cache cap).
+    const pending = this.inflight.get(ip);
+    if (pending) return pending;
+    const p = this.lookup(ip, now);
+    this.inflight.set(ip, p);
+    try {
+      return await p;
+    } finally {
+      this.inflight.delete(ip);
+    }
+  }
+
+  private readonly inflight = new Map<string, Promise<string | null>>();
+
+  private async lookup(ip: string, now: number): Promise<string | null> {
+    this.ctx.counters.add('dnsLookups');
     let name: string | null = null;
     try {
       name = (await this.withTimeout(this.resolver.reverse(ip)))[0] ?? null;
@@ -70,6 +99,9 @@ export default defineStage<ServerEnrichOptions>({
   kind: 'transform',
   use: 'server-enrich',
   description: 'server-side enrichment: reverse-DNS names for source/destination/client/server IPs (cached, time-boxed)',
+  // Encoded batches (event JSON text from the queue) pass through untouched when
+  // there is nothing to look up; otherwise they are parsed here.
+  acceptsEncoded: true,
   schema: {
     type: 'object',
     properties: {
@@ -77,6 +109,7 @@ export default defineStage<ServerEnrichOptions>({
       dns_timeout: { type: 'integer', minimum: 1 },
       dns_cache: { type: 'integer', minimum: 1 },
       dns_ttl: { type: 'number', minimum: 0 },
+      dns_servers: { type: 'array', items: { type: 'string' } },
     },
     additionalProperties: false,
   },
@@ -84,7 +117,7 @@ export default defineStage<ServerEnrichOptions>({
     const mode = options.reverse_dns ?? 'auto';
     let rdns: ReverseDns | null = null;
     if (mode !== 'off') {
-      rdns = new ReverseDns(options.dns_timeout ?? 300, options.dns_cache ?? 10_000, (options.dns_ttl ?? 600) * 1000, ctx);
+      rdns = new ReverseDns(options.dns_timeout ?? 300, options.dns_cache ?? 10_000, (options.dns_ttl ?? 600) * 1000, ctx, options.dns_servers);
       if (mode === 'auto' && !(await rdns.probe())) {
         ctx.log.info('reverse DNS off: no resolver answered (set reverse_dns: "on" to force)');
         rdns = null;
@@ -93,8 +126,15 @@ export default defineStage<ServerEnrichOptions>({
     return new Transform({
       objectMode: true,
       highWaterMark: BATCH_HWM,
-      transform(batch: Array<Record<string, unknown>>, _e, cb) {
-        ctx.counters.in += batch.length;
+      transform(input: unknown[], _e, cb) {
+        ctx.counters.in += input.length;
+        if (isEncoded(input)) {
+          if (!rdns && ctx.encodedOutput) {
+            ctx.counters.out += input.length;
+            return cb(null, input);
+          }
+        }
+        const batch = (isEncoded(input) ? carryRelease(input, (input as string[]).map((l) => JSON.parse(l))) : input) as Array<Record<string, unknown>>;
         const work: Promise<void>[] = [];
         if (rdns) {
           for (const ev of batch) {

@@ -17,15 +17,21 @@ async function referenceIds(dir: string): Promise<string[]> {
   return readEventLog(out).map((e) => e.event.id);
 }
 
-t.test('agent file → spool → mTLS → listen → queue → jsonl: every event once, with agent identity', async (t) => {
+// The queue hands the sink event text when the next stage takes it (jsonl, server-enrich with
+// no DNS to do) and objects otherwise (throttle): both paths must give the same result.
+for (const [variant, extra] of [
+  ['encoded path', [{ use: 'server-enrich', reverse_dns: 'off' }]],
+  ['object path', [{ use: 'throttle', rate: 1_000_000 }]],
+] as const) t.test(`${variant}: agent file → spool → mTLS → listen → queue → jsonl: every event once, with agent identity`, async (t) => {
   if (!need(t as never, { tool: "openssl" })) return;
   const certs = makeCerts();
+  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-e2e-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const eventLog = path.join(dir, 'events.jsonl');
   const expectedIds = await referenceIds(dir);
   t.ok(expectedIds.length > 400, `reference has ${expectedIds.length} events`);
-  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog });
+  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, extra: [...extra] });
   const agentDef = (spoolDir: string) => ({
     stages: [
       { use: 'file', path: auditLog },

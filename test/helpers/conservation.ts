@@ -42,6 +42,15 @@ export interface Rig {
 export async function makeRig(name: string, events: number, agentExtra: string[] = []): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `skafe-${name}-`));
   const certs = makeCerts();
+  // The certificates go with the rig's directory, which the tests remove.
+  const certsFrom = certs.dir;
+  fs.renameSync(certsFrom, path.join(dir, 'certs'));
+  const moved = (p: string) => path.join(dir, 'certs', path.relative(certsFrom, p));
+  for (const k of Object.keys(certs) as Array<keyof typeof certs>) {
+    const v = certs[k] as unknown;
+    if (typeof v === 'string') (certs as unknown as Record<string, string>)[k] = moved(v);
+    else (certs as unknown as Record<string, { cert: string; key: string }>)[k] = { cert: moved((v as { cert: string }).cert), key: moved((v as { key: string }).key) };
+  }
   const input = path.join(dir, 'audit.log');
   const { ids } = await makeReplayLog(fixtures('dev-1', 'audit.log'), input, events);
   const serverPort = await freePort();

@@ -12,7 +12,6 @@ import { isSkafeError } from '../../src/errors.js';
 
 if (need(t as never, 'kernel-audit')) {
   const release = await takeKernelLock();
-  t.teardown(release);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-netlink-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'test.rules'), '-a always,exit -F arch=b64 -S execve -k skafe-test\n');
@@ -27,6 +26,24 @@ if (need(t as never, 'kernel-audit')) {
   };
   const before = auditStatus();
   const rulesBefore = auditRules();
+  // A plain node: tap puts its process-info hooks into every child (through
+  // NODE_OPTIONS, re-added even when the spawn env drops it), and their
+  // signal-exit listeners make ours stand back (see audit-session.ts).
+  // `env -u` removes it after tap's spawn hook has run.
+  const children: ChildProcess[] = [];
+  const node = (args: string[], stdio: Array<'pipe' | 'ignore'>) => {
+    const c = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], { stdio: stdio as never, cwd: repoRoot });
+    children.push(c);
+    return c;
+  };
+  // A failed test must not leave a registered child behind: SIGTERM lets it restore the kernel.
+  t.teardown(async () => {
+    for (const c of children) {
+      if (c.exitCode !== null || c.signalCode !== null) continue;
+      c.kill('SIGTERM');
+      await Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
+    }
+  });
 
   /** Waits until `text` appears on the child's stdout or stderr. */
   const waitFor = (child: ChildProcess, text: string, ms = 20000) =>
@@ -60,7 +77,7 @@ if (need(t as never, 'kernel-audit')) {
   t.test('unicast: netlink → coalesce → jsonl finds exactly the marker exec', async (t) => {
     const marker = `skafe-marker-${randomBytes(6).toString('hex')}`;
     const def = defFile('marker');
-    const child = spawn(process.execPath, [skafeBin, 'run', def], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    const child = node([skafeBin, 'run', def], ['ignore', 'pipe', 'pipe']);
     await waitFor(child, 'audit rules loaded');
     const during = auditStatus();
     t.equal(during.pid, child.pid, 'the kernel sends records to skafe (auditctl -s pid)');
@@ -83,7 +100,7 @@ if (need(t as never, 'kernel-audit')) {
   });
 
   const child = (how: string, extra: Record<string, unknown> = {}) =>
-    spawn(process.execPath, [path.join(repoRoot, 'dist/test/kernel/netlink-child.js'), defFile(`life-${how}`, extra), how], { stdio: ['pipe', 'pipe', 'pipe'] });
+    node([path.join(repoRoot, 'dist/test/kernel/netlink-child.js'), defFile(`life-${how}`, extra), how], ['pipe', 'pipe', 'pipe']);
 
   for (const how of ['end', 'destroy', 'throw']) {
     t.test(`lifecycle: ${how} restores the kernel`, async (t) => {
@@ -114,7 +131,7 @@ if (need(t as never, 'kernel-audit')) {
   }
 
   t.test('skafe run: SIGTERM drains and restores', async (t) => {
-    const c = spawn(process.execPath, [skafeBin, 'run', defFile('run-term')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = node([skafeBin, 'run', defFile('run-term')], ['ignore', 'pipe', 'pipe']);
     await waitFor(c, 'audit rules loaded');
     c.kill('SIGTERM');
     const [code] = await once(c, 'exit');
@@ -126,10 +143,15 @@ if (need(t as never, 'kernel-audit')) {
     const c = child('end');
     await waitFor(c, 'ready');
     try {
-      await t.rejects(
-        AuditSession.open({ mode: 'unicast', onRecords: () => {}, onError: () => {} }),
-        (e: unknown) => isSkafeError(e, 'SKAFE_AUDIT_DAEMON_BUSY') && e.message.includes(`process ${c.pid}`) && /plugin/.test(e.message),
-      );
+      let err: unknown;
+      try {
+        const s = await AuditSession.open({ mode: 'unicast', onRecords: () => {}, onError: () => {} });
+        await s.restore();
+      } catch (e) {
+        err = e;
+      }
+      t.ok(isSkafeError(err, 'SKAFE_AUDIT_DAEMON_BUSY'), 'refused with SKAFE_AUDIT_DAEMON_BUSY');
+      t.match((err as Error)?.message, new RegExp(`process ${c.pid} .*plugin.*multicast`), 'names the pid and suggests plugin or multicast mode');
       t.equal(auditStatus().pid, c.pid, 'the other daemon keeps its registration');
     } finally {
       c.stdin!.write('go\n');
@@ -138,11 +160,13 @@ if (need(t as never, 'kernel-audit')) {
     checkRestored(t, 'after refusal');
   });
 
+  t.teardown(release);
+
   t.test('a bad rules file loads nothing and names the line', async (t) => {
     fs.writeFileSync(path.join(dir, 'bad.rules'), '-a always,exit -F arch=b64 -S execve -k ok\n-a always,exit -F arch=b64 -S nosuchcall -k bad\n');
     const f = path.join(dir, 'bad.json');
     fs.writeFileSync(f, JSON.stringify({ stages: [{ use: 'netlink', rules: 'bad.rules' }, { use: 'jsonl', path: 'bad.jsonl' }] }));
-    const c = spawn(process.execPath, [skafeBin, 'run', f], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = node([skafeBin, 'run', f], ['ignore', 'pipe', 'pipe']);
     let err = '';
     c.stderr!.on('data', (d) => (err += d));
     const [code] = await once(c, 'exit');

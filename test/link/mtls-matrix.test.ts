@@ -19,6 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 t.test('mTLS matrix', async (t) => {
   if (!need(t as never, { tool: 'openssl' })) return;
   const certs = makeCerts();
+  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-mtls-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const slog = memoryLogger();

@@ -10,13 +10,14 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildPipeline } from '../../src/pipeline.js';
 import rulesStage from '../../src/transforms/rules.js';
-import { StageCounters, MAX_BATCH, isEncoded, markEncoded, type StageContext } from '../../src/stage.js';
+import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, type StageContext } from '../../src/stage.js';
 import { loadRuleSet } from '../../src/rules/load.js';
 import { RuleTree } from '../../src/rules/tree.js';
 import { ALIASES } from '../../src/rules/aliases.js';
 import { compileKeyPath, keyMatches, keyValues } from '../../src/rules/keypath.js';
-import { assembleLines, hitItems, hitLines, outputNodes, planLines, type LinePlan } from '../../src/rules/output.js';
+import { assembleLines, hitItems, hitLines, kindSplice, outputNodes, planLines, type LinePlan } from '../../src/rules/output.js';
 import { ScriptPool } from '../../src/rules/scripts/pool.js';
+import { getRelease, setRelease } from '../../src/link/services.js';
 import { fixtures, need } from '../helpers/env.js';
 import { dirWith, memoryLog } from './helpers.js';
 
@@ -44,6 +45,12 @@ const EDGE: Array<Record<string, unknown>> = [
   { 2: 'two', tags: ['exec'], event: { 1: 'one', id: 'x9' }, 1: 'one' },
   { tags: ['other'], event: { id: 'nohit' } },
   { tags: ['exec'], event: null, process: { executable: '/usr/bin/tail' } },
+  // Texts the cutting (kindSplice) must read right: quotes, backslashes and braces in strings, nesting before `event`.
+  { '@timestamp': 'x\\"event\\":{"kind"\\', event: { id: 'a"b\\', kind: { nested: 'kind' } }, tags: ['exec'] },
+  { event: {}, tags: ['exec'] },
+  { big: { event: { kind: 'no' } }, arr: [1, '}', { a: ']' }, true, null, -1.5e-7], event: { z: [{ kind: 1 }], kind: 'x', after: 2 }, tags: ['exec'] },
+  { tags: ['exec'], '': 'empty key', 'a\\': 'b', event: { '': 1, 'kind\\': 2 } },
+  { event: [1, 2], tags: ['exec'] },
 ];
 
 // The replay's events as coalesce writes them (one JSON text per line), plus the edge cases.
@@ -78,17 +85,21 @@ async function expectedLines(): Promise<string[]> {
   return out;
 }
 
-function context(encodedOutput: boolean): StageContext {
-  return { baseDir: process.cwd(), index: 2, name: 'rules', counters: new StageCounters(), log: memoryLog(), signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput };
+type Out = 'objects' | 'encoded' | 'bytes';
+
+function context(out: Out | boolean): StageContext {
+  const o: Out = out === true ? 'encoded' : out === false ? 'objects' : out;
+  // As the pipeline sets them before a sink that takes both (jsonl).
+  return { baseDir: process.cwd(), index: 2, name: 'rules', counters: new StageCounters(), log: memoryLog(), signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: o !== 'objects', encodedBytesOutput: o === 'bytes' };
 }
 
 /** Runs the stage on the events in batches of `size`; returns each output item as JSON text. */
-async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean, size: number) {
-  const ctx = context(encodedOut);
+async function runStage(workers: number, encodedIn: boolean, out: Out, size: number, input = texts) {
+  const ctx = context(out);
   const stage = (await rulesStage.create({ rulesdir, scriptsdir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
   const source = Readable.from(
     (function* () {
-      for (let i = 0; i < texts.length; i += size) yield encodedIn ? markEncoded(texts.slice(i, i + size)) : objects.slice(i, i + size);
+      for (let i = 0; i < input.length; i += size) yield encodedIn ? markEncoded(input.slice(i, i + size)) : objects.slice(i, i + size);
     })(),
     { objectMode: true },
   );
@@ -98,9 +109,15 @@ async function runStage(workers: number, encodedIn: boolean, encodedOut: boolean
   const sink = new Writable({
     objectMode: true,
     write(b: unknown[], _e, cb) {
-      if (isEncoded(b) !== encodedOut) wrongKind++;
       if (b.length > MAX_BATCH) tooBig++;
-      for (const x of b) lines.push(encodedOut ? (x as string) : JSON.stringify(x));
+      const bytes = encodedBytes(b);
+      if ((bytes !== undefined) !== (out === 'bytes') || isEncoded(b) !== (out === 'encoded')) wrongKind++;
+      if (bytes) {
+        const text = Buffer.from(bytes).toString('utf8');
+        const got = text === '' ? [] : text.slice(0, -1).split('\n');
+        if (got.length !== b.length || (text !== '' && !text.endsWith('\n'))) wrongKind++;
+        lines.push(...got);
+      } else for (const x of b) lines.push(out === 'encoded' ? (x as string) : JSON.stringify(x));
       cb();
     },
   });
@@ -114,10 +131,10 @@ t.test('encoded or object input, encoded or object output, in-thread or in worke
   let matched = -1;
   for (const workers of [0, 2]) {
     for (const encodedIn of [false, true]) {
-      for (const encodedOut of [false, true]) {
-        const label = `workers ${workers}, ${encodedIn ? 'encoded' : 'object'} in, ${encodedOut ? 'encoded' : 'object'} out`;
-        const got = await runStage(workers, encodedIn, encodedOut, encodedIn ? 200 : 97);
-        t.equal(got.wrongKind, 0, `${label}: output batches ${encodedOut ? 'are' : 'are not'} marked encoded`);
+      for (const out of ['objects', 'encoded', 'bytes'] as const) {
+        const label = `workers ${workers}, ${encodedIn ? 'encoded' : 'object'} in, ${out} out`;
+        const got = await runStage(workers, encodedIn, out, encodedIn ? 200 : 97);
+        t.equal(got.wrongKind, 0, `${label}: output batches are ${out}, one line per item`);
         t.equal(got.tooBig, 0, `${label}: output batches hold at most MAX_BATCH items`);
         t.equal(got.counters.out, got.lines.length, `${label}: counters.out counts the items`);
         t.equal(got.counters.in, texts.length, `${label}: counters.in counts the events`);
@@ -129,6 +146,26 @@ t.test('encoded or object input, encoded or object output, in-thread or in worke
       }
     }
   }
+  // JSON text not as JSON.stringify lays it out cannot be cut: it is serialized again, with the same result.
+  const prettyText = objects.map((o) => JSON.stringify(o, null, 1));
+  t.same((await runStage(2, true, 'encoded', 200, prettyText)).lines, want, 'pretty-printed JSON text in: the same lines');
+  t.same((await runStage(0, true, 'bytes', 200, prettyText)).lines, want, 'pretty-printed JSON text in, bytes out: the same lines');
+});
+
+t.test('kindSplice finds event.kind in JSON.stringify text, refuses other layouts', async (t) => {
+  const cut = (o: unknown) => {
+    const s = JSON.stringify(o);
+    const k = kindSplice(s);
+    return k && [s.slice(k[0], k[1]), k[2]];
+  };
+  t.same(cut({ a: 1, event: { kind: 'x', id: 2 } }), ['"x"', 0]);
+  t.same(cut({ a: '"event":{"kind":1}', event: { id: 2 } }), ['', 1]);
+  t.same(cut({ event: {} }), ['', 2]);
+  t.same(cut({ a: { event: { kind: 1 } }, event: { b: { kind: 2 }, kind: [3, '"'] } }), [JSON.stringify([3, '"']), 0]);
+  t.equal(kindSplice('{ "event": {"kind": 1} }'), null, 'whitespace');
+  t.equal(kindSplice('{"a":1}'), null, 'no event');
+  t.equal(kindSplice('{"event":"x"}'), null, 'event not an object');
+  t.equal(kindSplice('{"a":"unterminated'), null, 'broken');
 });
 
 t.test('planLines + assembleLines and hitLines give JSON.stringify of each hitItems item', async (t) => {
@@ -206,5 +243,33 @@ t.test('a script call given JSON text: same answer, fetchFile still gets the eve
     t.equal(await pool.call(JSON.stringify({ ...event, q: 'x' }), true), false, `${tool}: JSON text, no match`);
     t.same(asked, [event, event, { ...event, q: 'x' }], `${tool}: fetchFile gets the event as an object`);
     await pool.close();
+  }
+});
+
+t.test("the server queue's release mark goes on with each batch's output, on its last piece", async (t) => {
+  for (const out of ['objects', 'encoded', 'bytes'] as const) {
+    const ctx = context(out);
+    const stage = (await rulesStage.create({ rulesdir, scriptsdir, workers: 2, reload: false }, ctx)) as NodeJS.ReadWriteStream;
+    // 300-event batches (enough hits to need two output pieces) and one batch where nothing fires.
+    const inputs: unknown[][] = [];
+    for (let i = 0; i < texts.length; i += 300) inputs.push(markEncoded(texts.slice(i, i + 300)));
+    inputs.splice(1, 0, [{ tags: ['none'] }]);
+    inputs.forEach((b, seq) => setRelease(b, seq));
+    const seen: Array<[number, number | undefined]> = [];
+    await pipeline(
+      Readable.from(inputs, { objectMode: true }),
+      stage,
+      new Writable({
+        objectMode: true,
+        write(b: unknown[], _e, cb) {
+          seen.push([b.length, getRelease(b)]);
+          cb();
+        },
+      }),
+    );
+    const releases = seen.filter(([, r]) => r !== undefined).map(([, r]) => r);
+    t.same(releases, inputs.map((_b, seq) => seq), `${out}: every input batch's release, in order, once`);
+    t.ok(seen.some(([n, r]) => n === 0 && r === 1), 'a batch where nothing fired still carries its release (empty)');
+    t.ok(seen.some(([n, r]) => n > 0 && r === undefined), 'earlier pieces of a batch carry none');
   }
 });
