@@ -148,6 +148,11 @@ export function interpret(records: AuditRecord[], onProblem?: ProblemSink): Audi
   }
   const ev: Record<string, any> = { '@timestamp': timestamp };
   const event: Record<string, any> = { id: first.id, kind: 'event', module: 'auditd', outcome: 'unknown' };
+  // skafe's own loss report (netlink source): a metric, so loss is never silent and never mistaken for activity.
+  if (first.type === 'SKAFE_KERNEL_LOSS') {
+    event.kind = 'metric';
+    event.action = 'kernel-loss';
+  }
   ev.event = event;
   if (node !== undefined) ev.host = { name: node };
   let data: Record<string, any> = {};

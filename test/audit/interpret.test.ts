@@ -192,3 +192,14 @@ t.test('users database: read once, names by id, reloaded when it changes', async
   setUserDatabase(path.join(dir, 'missing'), path.join(dir, 'missing'));
   t.equal(userName('0'), undefined, 'no database: no names, no throw');
 });
+
+t.test("skafe's own kernel-loss record becomes a metric event", async (t) => {
+  const { parseRecordLine } = await import('../../src/audit/record.js');
+  const { interpret } = await import('../../src/audit/interpret.js');
+  const r = parseRecordLine('type=SKAFE_KERNEL_LOSS msg=audit(1700000000.000:0): kernel_lost=12 kernel_lost_total=40 serial_gap=0 receive_overflows=0 backlog=3');
+  if ('error' in r) throw new Error(r.error);
+  const e = interpret([r]) as any;
+  t.equal(e.event.kind, 'metric');
+  t.equal(e.event.action, 'kernel-loss');
+  t.equal(e.auditd.records[0].fields.kernel_lost, '12');
+});
