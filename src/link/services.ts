@@ -16,7 +16,7 @@ export const SPOOL_SERVICE = 'spool';
 export interface SpooledBatch {
   first: number;
   count: number;
-  /** deflate-raw of the JSON array of events. */
+  /** The packed events (link/codec.ts: brotli of JSON lines). */
   data: Buffer;
 }
 

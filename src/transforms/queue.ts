@@ -24,7 +24,7 @@ import {
 // is cut back to that size, so what was written but not yet released is written
 // again exactly once rather than twice.
 //
-// Keys: 'q' + 12 hex seq → u32 header length, header JSON {agent, spool, first, count}, deflate-raw events;
+// Keys: 'q' + 12 hex seq → u32 header length, header JSON {agent, spool, first, count}, packed events;
 // 'h' + agent + '\0' + spool → high-water offset; 'm:released' → seq; 'm:pos' → SinkPosition[].
 
 export interface QueueOptions {

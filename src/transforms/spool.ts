@@ -15,7 +15,7 @@ import { SPOOL_SERVICE, type SpoolService, type SpooledBatch } from '../link/ser
 // deduplicate resends by (agent, spool id, offset).
 //
 // Keys: 'e' + 12 hex digits of the batch's first offset → u32 count, f64 time,
-// deflate-raw JSON; 'm:id', 'm:acked', 'm:next', 'm:cursor' (resumable input).
+// packed events (link/codec.ts); 'm:id', 'm:acked', 'm:next', 'm:cursor' (resumable input).
 
 export interface SpoolOptions {
   dir: string;
