@@ -4,8 +4,9 @@ import { Writable, type Readable, type Duplex, type Stream } from 'node:stream';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { SkafeError } from './errors.js';
+import { DELIVERED } from './sinks/serialize.js';
 import { stages as registry } from './registry.js';
-import { StageCounters, BATCH_HWM, type Batch, type Logger, type StageContext, type StageDefinition, type StageStream } from './stage.js';
+import { StageCounters, BATCH_HWM, carryMarks, type Batch, type Logger, type StageContext, type StageDefinition, type StageStream } from './stage.js';
 
 /** One entry of `stages` in a definition file. */
 export interface StageSpec {
@@ -294,9 +295,64 @@ export function makeContext(label: string, index: number, counters: StageCounter
 async function buildFanout(spec: FanoutSpec, pos: string, label: string, env: BuildEnv, infos: StageInfo[]): Promise<StageStream> {
   const counters = new StageCounters();
   infos.push({ label, use: 'fanout', kind: 'fanout', counters });
+  const acks = new FanoutAcks(env.services, spec.branches.length);
   const branches: StageStream[][] = [];
-  for (let j = 0; j < spec.branches.length; j++) branches.push(await buildList(spec.branches[j]!, `${pos}.${j + 1}.`, env, infos));
+  for (let j = 0; j < spec.branches.length; j++) {
+    branches.push(await buildList(spec.branches[j]!, `${pos}.${j + 1}.`, { ...env, services: acks.servicesFor(j) }, infos));
+  }
   return new Fanout(branches, counters);
+}
+
+/**
+ * End-to-end acknowledgement through a fan-out: a batch counts as delivered
+ * (DELIVERED, which releases it from the server queue) only once every branch's
+ * sink has delivered it — the worst status wins, as in Vector. Each branch sees
+ * the pipeline's services, except that its DELIVERED is this collector.
+ */
+class FanoutAcks {
+  private readonly done: number[];
+  private reported = -1;
+
+  constructor(
+    private readonly parent: Map<string, unknown>,
+    branches: number,
+  ) {
+    this.done = new Array(branches).fill(-1);
+  }
+
+  servicesFor(branch: number): Map<string, unknown> {
+    const parent = this.parent;
+    const hook = (batch: Batch, sink: string, position?: unknown) => this.delivered(branch, batch, sink, position);
+    return new (class extends Map<string, unknown> {
+      override get(key: string): unknown {
+        return key === DELIVERED ? (parent.has(DELIVERED) ? hook : undefined) : parent.get(key);
+      }
+      override set(key: string, value: unknown): this {
+        parent.set(key, value);
+        return this;
+      }
+      override has(key: string): boolean {
+        return parent.has(key);
+      }
+    })();
+  }
+
+  private delivered(branch: number, batch: Batch, sink: string, position?: unknown): void {
+    const hook = this.parent.get(DELIVERED) as ((b: Batch, s: string, p?: unknown) => void) | undefined;
+    if (!hook) return;
+    const rel = (batch as { release?: number }).release;
+    // Where each sink's file stands is noted as it goes; the release waits for the slowest branch.
+    hook([], sink, position);
+    if (rel === undefined) return;
+    if (rel > this.done[branch]!) this.done[branch] = rel;
+    const all = Math.min(...this.done);
+    if (all > this.reported) {
+      this.reported = all;
+      const b: Batch = [];
+      Object.defineProperty(b, 'release', { value: all, enumerable: false });
+      hook(b, sink);
+    }
+  }
 }
 
 /**
@@ -334,7 +390,7 @@ class Fanout extends Writable {
         cb();
       }
     };
-    this.heads.forEach((h, i) => h.write(i === 0 ? batch : batch.slice(), one));
+    this.heads.forEach((h, i) => h.write(i === 0 ? batch : carryMarks(batch, batch.slice()), one));
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -127,3 +127,22 @@ export interface StageDefinition<O = any> {
 export function defineStage<O>(def: StageDefinition<O>): StageDefinition<O> {
   return def;
 }
+
+/**
+ * Copy the marks a batch carries outside its items (non-enumerable `cursor`
+ * and `release`, see sources/text-records.ts and link/services.ts) onto a
+ * batch made from it, so stages that filter or copy keep them.
+ */
+export function carryMarks<T>(from: Batch<unknown>, to: Batch<T>): Batch<T> {
+  for (const k of ['cursor', 'release'] as const) {
+    const v = (from as unknown as Record<string, unknown>)[k];
+    if (v !== undefined) Object.defineProperty(to, k, { value: v, enumerable: false, configurable: true, writable: true });
+  }
+  return to;
+}
+
+/** A batch that must travel even when empty: it carries a mark a later stage needs. */
+export function hasMarks(batch: Batch<unknown>): boolean {
+  const b = batch as unknown as Record<string, unknown>;
+  return b.cursor !== undefined || b.release !== undefined;
+}

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { rulesStages } from '../rules/server-keys.js';
 import { parseIni, iniGet, iniError, type IniKey } from './ini.js';
 import { bool, int, bytes, oneOf } from './ini-values.js';
 import type { PipelineDefinition, StageSpec } from '../pipeline.js';
@@ -11,7 +12,7 @@ import type { PipelineDefinition, StageSpec } from '../pipeline.js';
 // new:      host, queuedir, queue_max_bytes, credits, reverse_dns, eventlog_fsync
 
 export const SERVER_KEYS = [
-  'port', 'host', 'tls', 'tlscert', 'tlskey', 'tlsca', 'serverlog', 'eventlog', 'alertlog', 'rulesdir',
+  'port', 'host', 'tls', 'tlscert', 'tlskey', 'tlsca', 'serverlog', 'eventlog', 'alertlog', 'rulesdir', 'scriptsdir', 'workers',
   'queuedir', 'queue_max_bytes', 'credits', 'reverse_dns', 'eventlog_fsync', 'status_events',
 ] as const;
 
@@ -69,6 +70,27 @@ export function serverDefinition(text: string, file: string, base: PipelineDefin
       def.stages[last] = { use: 'jsonl', path: rel(ev), ...(get('eventlog_fsync') && bool(file, get('eventlog_fsync')!) ? { fsync: true } : {}) };
       queue.sink_files = [rel(ev)];
     }
+  }
+  // With rules: the tree decides what goes to the event log and what to the alert log.
+  const rulesdir = get('rulesdir');
+  if (rulesdir) {
+    const al = get('alertlog');
+    if (al?.value === 'syslog' || ev?.value === 'syslog') throw iniError(file, al?.value === 'syslog' ? al : ev!, 'syslog output is not supported yet; use a file, stdout or stderr');
+    const logValue = (e: typeof ev) => (e === undefined ? undefined : e.value === 'stdout' || e.value === 'stderr' ? e.value : rel(e));
+    const scriptsdir = get('scriptsdir');
+    const workers = get('workers');
+    def.stages.splice(
+      last,
+      1,
+      ...rulesStages({
+        rulesdir: rel(rulesdir),
+        scriptsdir: scriptsdir ? rel(scriptsdir) : undefined,
+        workers: workers ? int(file, workers, 0, 64) : undefined,
+        eventlog: logValue(ev),
+        alertlog: logValue(al),
+      }),
+    );
+    queue.sink_files = [logValue(ev), logValue(al)].filter((v): v is string => v !== undefined && v !== 'stdout' && v !== 'stderr');
   }
   const log = get('serverlog')?.value ?? 'stderr';
   return { definition: def, log: log === 'stdout' || log === 'stderr' || log === 'syslog' ? log : path.resolve(dir, log) };

@@ -42,6 +42,8 @@ const schema = {
 
 // Batches in flight per worker: enough to keep each busy while the main thread reads.
 const IN_FLIGHT_PER_WORKER = 2;
+// Fewer completed events than this, with nothing in flight, are serialized on the main thread.
+const INLINE_BELOW = 64;
 
 /** Interprets and serializes events in worker threads, handing results back in order. */
 class EncoderPool {
@@ -134,6 +136,8 @@ export class Coalescer extends Transform {
   private out: AuditEvent[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
   private batchNo = 0;
+  /** Wall-clock ms of the latest input batch. */
+  private lastInput = Date.now();
   /** Resume positions of recent input batches, oldest first; pruned to what open events still need. */
   private readonly cursors: Array<{ batchNo: number; cursor: Cursor }> = [];
   private lastCursor: Cursor | undefined;
@@ -174,6 +178,7 @@ export class Coalescer extends Transform {
   override _transform(batch: Batch<AuditRecord>, _enc: BufferEncoding, done: TransformCallback): void {
     const batchNo = ++this.batchNo;
     const now = Date.now();
+    this.lastInput = now;
     const counters = this.ctx.counters;
     counters.in += batch.length;
     for (let i = 0; i < batch.length; i++) {
@@ -243,9 +248,17 @@ export class Coalescer extends Transform {
     }
   }
 
+  /**
+   * A quiet live source: complete what has waited idleTimeoutMs. Only when the
+   * input really is quiet — no record for that long — and downstream is taking
+   * what we have: a pipeline held up by backpressure must not split events.
+   */
   private expireIdle(): void {
     if (this.open.size === 0 || this.writableEnded) return;
-    const limit = Date.now() - this.o.idleTimeoutMs;
+    const now = Date.now();
+    if (now - this.lastInput < this.o.idleTimeoutMs) return;
+    if (this.readableLength >= this.readableHighWaterMark || (this.pool && this.pool.inFlight > 0)) return;
+    const limit = now - this.o.idleTimeoutMs;
     let n = 0;
     for (const [key, ev] of this.open) {
       if (ev.lastWall > limit) continue;
@@ -283,6 +296,20 @@ export class Coalescer extends Transform {
     if (this.pool) {
       if (this.ready.length === 0) return;
       const cursor = this.resumeCursor();
+      // A trickle (a live source at a normal rate): a thread hop per handful of events costs
+      // more than the work, so serialize here — unless earlier batches are still out, to keep order.
+      if (this.pool.inFlight === 0 && this.ready.length < INLINE_BELOW) {
+        const lines = this.ready.map((recs) => {
+          this.currentId = recs[0]!.id;
+          return JSON.stringify(interpret(recs, this.onProblem));
+        });
+        this.ready = [];
+        this.ctx.counters.out += lines.length;
+        const b = this.ctx.encodedOutput ? markEncoded(lines) : markEncodedBytes(Buffer.from(lines.join('\n') + '\n'), lines.length);
+        if (cursor) setCursor(b, cursor);
+        this.push(b);
+        return;
+      }
       for (let i = 0; i < this.ready.length; i += MAX_BATCH) this.pool.send(this.ready.slice(i, i + MAX_BATCH), cursor);
       this.ready = [];
       return;

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { defineStage, BATCH_HWM, type Batch } from '../stage.js';
+import { defineStage, BATCH_HWM, carryMarks, hasMarks, type Batch } from '../stage.js';
 import { valuesAt } from '../event-path.js';
 import { SkafeError } from '../errors.js';
 
@@ -44,10 +44,11 @@ export default defineStage<FilterOptions>({
       writableHighWaterMark: BATCH_HWM,
       transform(batch: Batch, _e, done: TransformCallback) {
         ctx.counters.in += batch.length;
-        const out = batch.filter(keep);
+        const out = carryMarks(batch, batch.filter(keep));
         ctx.counters.out += out.length;
         ctx.counters.dropped += batch.length - out.length;
-        done(null, out.length ? out : undefined);
+        // An emptied batch still goes on when it carries a mark (a queue release, a resume cursor).
+        done(null, out.length || hasMarks(out) ? out : undefined);
       },
     });
   },
