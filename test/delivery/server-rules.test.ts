@@ -24,10 +24,17 @@ t.test('rules on the server: event log and alert log fed through the fan-out, qu
     path.join(dir, 'rules', 'test.rules'),
     '[all]\nwatch = base\naction = match\ntrigger = log\nmatch_event.id = .\n\n[rootexec]\nwatch = all\naction = match\ntrigger = alert\nmatch_user.name = ^root$\nmatch_auditd.data.syscall = ^execve$\n',
   );
+  const net = await import('node:net');
+  const freePort = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
   const conf = path.join(dir, 'server.conf');
   fs.writeFileSync(
     conf,
-    [`port = 0`, `host = 127.0.0.1`, `tlscert = ${certs.server.cert}`, `tlskey = ${certs.server.key}`, `tlsca = ${certs.ca}`, `queuedir = queue`, `rulesdir = rules`, `eventlog = events.jsonl`, `alertlog = alerts.jsonl`, `reverse_dns = off`, ''].join('\n'),
+    [`port = ${freePort}`, `host = 127.0.0.1`, `tlscert = ${certs.server.cert}`, `tlskey = ${certs.server.key}`, `tlsca = ${certs.ca}`, `queuedir = queue`, `rulesdir = rules`, `eventlog = events.jsonl`, `alertlog = alerts.jsonl`, `reverse_dns = off`, ''].join('\n'),
   );
   const settings = serverDefinition(fs.readFileSync(conf, 'utf8'), conf, loadDefinition(path.join(repoRoot, 'pipelines', 'server.json')));
   t.ok(settings.definition.stages.some((s) => s.use === 'rules'), 'rulesdir puts the rules stage in');
