@@ -47,6 +47,8 @@ class FileSource extends Readable {
   private finished = false;
   private waitTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  /** Reading the tail of a rotated file before the file at `path` (see openRotated). */
+  private rotatedTail: string | undefined;
   private readonly buf: Buffer;
   private readonly reader: TextRecordReader;
   private stopped = false;
@@ -94,10 +96,47 @@ class FileSource extends Readable {
     const resume = this.opts.resume;
     if (first && resume && resume.dev === st.dev && resume.ino === st.ino && resume.offset <= st.size) {
       this.offset = resume.offset;
+    } else if (first && resume && (await this.openRotated(resume))) {
+      await fh.close();
+      return;
     } else if (first && this.opts.start === 'end') {
       this.offset = st.size;
     }
     this.ctx.counters.extra.bytesRead = this.offset;
+  }
+
+  /**
+   * Resuming, the file at `path` is no longer the one we were reading: it was
+   * rotated while we were stopped. Like Filebeat's registry, find the old file
+   * by device and inode among its rotated siblings (audit.log.1, …), finish it
+   * from the saved offset, then go on with the new file from its start.
+   */
+  private async openRotated(resume: { dev: number; ino: number; offset: number }): Promise<boolean> {
+    const dir = path.dirname(this.file);
+    const base = path.basename(this.file);
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return false;
+    }
+    for (const name of names) {
+      if (name === base || !name.startsWith(base)) continue;
+      const candidate = path.join(dir, name);
+      const st = await fs.stat(candidate).catch(() => undefined);
+      if (!st || st.dev !== resume.dev || st.ino !== resume.ino || resume.offset > st.size) continue;
+      this.fh = await fs.open(candidate, 'r');
+      this.dev = st.dev;
+      this.ino = st.ino;
+      this.offset = resume.offset;
+      this.rotatedTail = candidate;
+      this.ctx.counters.extra.totalBytes = st.size;
+      this.ctx.counters.extra.bytesRead = this.offset;
+      this.ctx.log.info(`${this.file} was rotated while stopped: finishing ${candidate} from byte ${resume.offset} first`);
+      return true;
+    }
+    this.ctx.log.warn(`${this.file} is not the file last read (device ${resume.dev}, inode ${resume.ino}) and no rotated sibling is; reading it from the start`);
+    return false;
   }
 
   override _read(): void {
@@ -135,6 +174,17 @@ class FileSource extends Readable {
         const before = this.readableLength;
         this.reader.flush(this.cursor());
         if (this.readableLength > before && this.readableLength >= this.readableHighWaterMark) return;
+        continue;
+      }
+      if (this.rotatedTail !== undefined) {
+        // The rotated file is done: on to the current one, from its start.
+        this.reader.end();
+        this.reader.flush(this.cursor());
+        this.reader.reset();
+        this.rotatedTail = undefined;
+        await this.fh.close();
+        this.fh = undefined;
+        await this.open(false);
         continue;
       }
       if (!this.opts.follow) return this.finish();

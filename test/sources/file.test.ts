@@ -149,3 +149,24 @@ t.test('backpressure: a slow consumer holds the reader back', async (t) => {
   t.equal(seen, 20000);
   t.ok(maxAhead < 20 * 512, `reader stayed at most ${maxAhead} records ahead of a slow consumer`);
 });
+
+t.test('resume after rotation while stopped: the rotated file is finished first (Filebeat registry)', async (t) => {
+  const dir = tmpdir(t);
+  const f = path.join(dir, 'audit.log');
+  fs.writeFileSync(f, line(1) + line(2) + line(3));
+  const st = fs.statSync(f);
+  const resume = { dev: st.dev, ino: st.ino, offset: Buffer.byteLength(line(1)) };
+  // While the agent is down: logrotate renames, the old file gets one more line, a new file starts.
+  fs.renameSync(f, f + '.1');
+  fs.appendFileSync(f + '.1', line(4));
+  fs.writeFileSync(f, line(5) + line(6));
+  const got: AuditRecord[] = [];
+  const log = { info() {}, warn() {}, error() {} };
+  await pipeline(stage('file', { path: f, resume }, { log }), collector(got));
+  t.same(got.map((r) => r.serial), [2, 3, 4, 5, 6], 'nothing lost, nothing twice');
+  // Same inode still at the path: plain resume.
+  const st2 = fs.statSync(f);
+  const got2: AuditRecord[] = [];
+  await pipeline(stage('file', { path: f, resume: { dev: st2.dev, ino: st2.ino, offset: Buffer.byteLength(line(5)) } }, { log }), collector(got2));
+  t.same(got2.map((r) => r.serial), [6]);
+});
