@@ -13,9 +13,11 @@ fi
 parallel=$(find dist/test -name '*.test.js' ! -name '*.kernel.test.js' | sort)
 serial=$(find dist/test -name '*.kernel.test.js' | sort)
 status=0
-npx tap --jobs=2 $parallel || status=$?
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+npx tap --jobs=2 $parallel | tee -a "$summary" || status=$?
 if [ -n "$serial" ]; then
-  npx tap --jobs=1 $serial || status=$?
+  npx tap --jobs=1 $serial | tee -a "$summary" || status=$?
 fi
 # Whatever touched the kernel must have put it back.
 if command -v auditctl >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -24,4 +26,12 @@ if command -v auditctl >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "kernel audit pid left at $pid after tests" >&2; status=1
   fi
 fi
+# One plain closing line for whoever reads the log: tap's own summaries, added up.
+pass=0; fail=0; skip=0
+while read -r line; do
+  p=$(sed -n 's/.*pass: \([0-9]*\).*/\1/p' <<<"$line"); f=$(sed -n 's/.*fail: \([0-9]*\).*/\1/p' <<<"$line"); k=$(sed -n 's/.*skip: \([0-9]*\).*/\1/p' <<<"$line")
+  pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0})); skip=$((skip + ${k:-0}))
+done < <(grep -E '^# \{ total: ' "$summary")
+if [ "$status" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
+echo "tests: $pass passed, $fail failed, $skip skipped"
 exit $status
