@@ -65,7 +65,7 @@ export function serverDefinition(text: string, file: string, base: PipelineDefin
   const last = def.stages.length - 1;
   if (ev) {
     if (ev.value === 'stdout' || ev.value === 'stderr') def.stages[last] = { use: ev.value };
-    else if (ev.value === 'syslog') throw iniError(file, ev, 'syslog output is not supported yet; use a file, stdout or stderr');
+    else if (ev.value === 'syslog') def.stages[last] = { use: 'syslog' };
     else {
       def.stages[last] = { use: 'jsonl', path: rel(ev), ...(get('eventlog_fsync') && bool(file, get('eventlog_fsync')!) ? { fsync: true } : {}) };
       queue.sink_files = [rel(ev)];
@@ -75,8 +75,7 @@ export function serverDefinition(text: string, file: string, base: PipelineDefin
   const rulesdir = get('rulesdir');
   if (rulesdir) {
     const al = get('alertlog');
-    if (al?.value === 'syslog' || ev?.value === 'syslog') throw iniError(file, al?.value === 'syslog' ? al : ev!, 'syslog output is not supported yet; use a file, stdout or stderr');
-    const logValue = (e: typeof ev) => (e === undefined ? undefined : e.value === 'stdout' || e.value === 'stderr' ? e.value : rel(e));
+    const logValue = (e: typeof ev) => (e === undefined ? undefined : e.value === 'stdout' || e.value === 'stderr' || e.value === 'syslog' ? e.value : rel(e));
     const scriptsdir = get('scriptsdir');
     const workers = get('workers');
     def.stages.splice(
@@ -90,7 +89,7 @@ export function serverDefinition(text: string, file: string, base: PipelineDefin
         alertlog: logValue(al),
       }),
     );
-    queue.sink_files = [logValue(ev), logValue(al)].filter((v): v is string => v !== undefined && v !== 'stdout' && v !== 'stderr');
+    queue.sink_files = [logValue(ev), logValue(al)].filter((v): v is string => v !== undefined && v !== 'stdout' && v !== 'stderr' && v !== 'syslog');
   }
   const log = get('serverlog')?.value ?? 'stderr';
   return { definition: def, log: log === 'stdout' || log === 'stderr' || log === 'syslog' ? log : path.resolve(dir, log) };

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { defineStage, BATCH_HWM, type Batch, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
+import { DELIVERED, type DeliveredHook } from './serialize.js';
 
 // Events to a syslog daemon as RFC 5424 messages whose MSG is the event as JSON.
 //
@@ -235,6 +236,8 @@ export class SyslogSink extends Writable {
     this.transport.send(batch.map((item) => toMessage(item, this.fmt))).then(
       () => {
         this.ctx.counters.out += batch.length;
+        // Handed to the syslog daemon (or its socket): as far as a sink can see, delivered.
+        (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name);
         cb();
       },
       (e: Error) => cb(new SkafeError('SKAFE_OUTPUT_WRITE', `syslog: ${e.message}`, { stage: this.ctx.name, cause: e })),

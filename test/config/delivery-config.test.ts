@@ -67,6 +67,23 @@ t.test('server: original keys, eventlog, queuedir, defaults', async (t) => {
   t.same(dflt.stages.at(-1), { use: 'stdout' }, 'eventlog defaults to stdout');
 });
 
+t.test('server with rules: the original serverlog/eventlog/alertlog/rulesdir keys (plus scriptsdir, workers)', async (t) => {
+  const def = printed(
+    'server',
+    '-conf',
+    write('server3.conf', ['tlscert = s.pem', 'tlskey = s.key', 'tlsca = ca.pem', 'serverlog = stdout', 'eventlog = events.log', 'alertlog = syslog', 'rulesdir = rules', 'scriptsdir = scripts', 'workers = 2'].join('\n')),
+  );
+  validateDefinition(def, 'printed');
+  const rules = def.stages.find((s: { use: string }) => s.use === 'rules');
+  t.same([rules.rulesdir, rules.scriptsdir, rules.workers], [path.join(dir, 'rules'), path.join(dir, 'scripts'), 2]);
+  const fan = def.stages.at(-1);
+  t.equal(fan.use, 'fanout');
+  t.same(fan.branches.map((b: Array<{ use: string; path?: string }>) => b.at(-1)), [{ use: 'jsonl', path: path.join(dir, 'events.log') }, { use: 'syslog' }], 'event log to a file, alerts to syslog');
+  t.same(def.stages[1].sink_files, [path.join(dir, 'events.log')]);
+  const sys = printed('server', '-config', write('server4.conf', 'tlscert = s.pem\ntlskey = s.key\ntlsca = ca.pem\neventlog = syslog\n'));
+  t.same(sys.stages.at(-1), { use: 'syslog' }, 'eventlog = syslog without rules');
+});
+
 t.test('bad values name the file and line', async (t) => {
   for (const [text, re] of [
     ['server = a\nport = 70000\n', /agent-bad\.conf:2: port: expected an integer/],
