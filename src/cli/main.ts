@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<Command>> = {
   validate: () => import('./commands/validate.js'),
   tail: () => import('./commands/tail.js'),
   stages: () => import('./commands/stages.js'),
+  demo: () => import('./commands/demo.js'),
   'audit-rules': () => import('./commands/audit-rules.js'),
   rules: () => import('./commands/rules.js'),
   agent: () => import('./commands/agent.js'),
