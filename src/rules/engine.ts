@@ -135,7 +135,7 @@ export class RuleEngine {
 
   private startWorker(): void {
     const i = this.workers.length;
-    const w = new Worker(path.join(here, 'match-worker.js'));
+    const w = new Worker(path.join(here, 'match-worker.js'), { execArgv: [] });
     this.workers.push(w);
     this.busy.push(0);
     this.answers.push([]);

@@ -64,7 +64,7 @@ class EncoderPool {
   ) {
     this.workers = Array.from({ length: n }, () => {
       // A small young generation: these isolates make short-lived garbage in bulk, and RSS is a target.
-      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 12 } });
+      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 12 }, execArgv: [] });
       w.on('message', (m: WorkerReply) => this.reply(m));
       w.on('error', (err) => this.fail(err));
       return w;

@@ -125,7 +125,9 @@ function processInterpreter(spec: ScriptSpec, cmds: InterpreterCommands): Interp
 }
 
 function workerInterpreter(spec: ScriptSpec): Interpreter {
-  const w = new Worker(path.join(here, 'js-worker.js'), { workerData: { file: spec.file }, stdout: false, stderr: false });
+  // execArgv: [] so the user's script loads as plain ESM/CJS, not through whatever
+  // --import/--require hooks the server process itself was started with.
+  const w = new Worker(path.join(here, 'js-worker.js'), { workerData: { file: spec.file }, stdout: false, stderr: false, execArgv: [] });
   let exited = false;
   const it: Interpreter = {
     send(msg) {
