@@ -53,6 +53,22 @@ export function stage(use: string, options: Record<string, unknown> = {}, common
   return s as Duplex;
 }
 
+/** Like `stage()`, for every stage including those that set themselves up asynchronously (rules, server-enrich). */
+export async function createStage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): Promise<Duplex> {
+  const def = registry[use];
+  if (!def) throw new SkafeError('SKAFE_UNKNOWN_STAGE', `unknown stage "${use}"`, { field: 'use' });
+  const kind = def.kind;
+  const probe = kind === 'source' ? [{ use, ...options }, { use: 'stdout' }] : kind === 'sink' ? [{ use: 'stdin' }, { use, ...options }] : [{ use: 'stdin' }, { use, ...options }, { use: 'stdout' }];
+  validateDefinition({ stages: probe }, `createStage(${use})`);
+  const ctx = makeContext(`${use}`, 0, common.counters ?? new StageCounters(), {
+    baseDir: common.baseDir ?? process.cwd(),
+    log: common.log ?? stderrLogger,
+    signal: common.signal ?? new AbortController().signal,
+    services: common.services ?? new Map(),
+  });
+  return (await def.create(options, ctx)) as Duplex;
+}
+
 type StageFactory = (options?: Record<string, unknown>, common?: StageOptionsCommon) => Duplex;
 
 /** `stages.file({path})`, `stages.coalesce()`, `stages.jsonl({path})`, … one factory per registered stage. */
