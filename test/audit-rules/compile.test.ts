@@ -72,6 +72,7 @@ t.test('bad input: first bad line, its number and reason, nothing loaded', async
     ['-w etc/passwd\n', 1, /must be absolute/],
     ['-a always,exit -F arch=b64 -S open -F path=/x -F path=/y -F path=/z -p rwxq\n', 1, /only r, w, x and a/],
     ['-x\n', 1, /unknown option/],
+    ['-a always,exit -S open -F key!=k\n', 1, /key takes only =/],
   ];
   for (const [text, line, re] of cases) {
     try {

@@ -64,6 +64,26 @@ t.test('SIGINT and SIGTERM drain in-flight events and exit 0', async (t) => {
   }
 });
 
+t.test('SIGHUP never ends skafe run (it means reopen/reload), even without a stage that reopens', async (t) => {
+  const dir = tmpdir(t);
+  const log = path.join(dir, 'audit.log');
+  fs.copyFileSync(sample, log);
+  const def = path.join(dir, 'p.json');
+  fs.writeFileSync(def, JSON.stringify({ stages: [{ use: 'file', path: 'audit.log', follow: true }, { use: 'coalesce' }, { use: 'stdout' }] }));
+  const child = spawnSkafe(['run', def]);
+  const done = collect(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  await waitFor(() => out.split('\n').length > 100, 20000, 'events on stdout');
+  child.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(child.exitCode, null, 'still running after SIGHUP');
+  child.kill('SIGTERM');
+  const r = await done;
+  t.equal(r.code, 0, r.stderr);
+  t.same(new Set(readJsonl(r.stdout).map((e) => e.event.id)), expectedIds(), 'and it drained everything at SIGTERM');
+});
+
 t.test('skafe validate checks without running', async (t) => {
   const dir = tmpdir(t);
   const good = path.join(dir, 'good.json');

@@ -230,7 +230,8 @@ function addFieldPair(r: RuleBuilder, pair: string | undefined): void {
       if (list !== LISTS.exit && field !== F.exe) bad(`-F ${pair}: ${name} is only valid on the exit list`);
     }
     if (field === F.key) {
-      eqOnly('key');
+      // The kernel matches no key operator: a key is only attached, so only = makes sense.
+      if (op !== '=') bad(`-F ${pair}: key takes only =`);
       r.keys.push(s);
       return;
     }

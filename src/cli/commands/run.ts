@@ -41,6 +41,11 @@ export async function runToEnd(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP means "reopen your logs / reload" (logrotate, auditd reconfiguring its
+  // plugins); the stages that have something to reopen listen for it. It must
+  // never end the process, which is Node's default without a listener.
+  const onHup = () => {};
+  process.on('SIGHUP', onHup);
   const progress = o.progress ? new Progress(pipeline, process.stderr) : undefined;
   progress?.begin();
   let code = 0;
@@ -54,6 +59,7 @@ export async function runToEnd(
     progress?.end();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onHup);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const malformed = pipeline.stages.reduce((n, s) => n + s.counters.malformed, 0);
