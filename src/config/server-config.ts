@@ -89,6 +89,9 @@ export function serverDefinition(text: string, file: string, base: PipelineDefin
         alertlog: logValue(al),
       }),
     );
+    if (get('eventlog_fsync') && bool(file, get('eventlog_fsync')!)) {
+      for (const b of (def.stages.at(-1) as unknown as { branches: StageSpec[][] }).branches) for (const st of b) if (st.use === 'jsonl') st.fsync = true;
+    }
     queue.sink_files = [logValue(ev), logValue(al)].filter((v): v is string => v !== undefined && v !== 'stdout' && v !== 'stderr' && v !== 'syslog');
   }
   const log = get('serverlog')?.value ?? 'stderr';

@@ -147,6 +147,13 @@ export class ListenSource extends Readable {
     this.conns.add(c);
     sock.setNoDelay(true);
     const cn = sock instanceof tls.TLSSocket ? String(sock.getPeerCertificate()?.subject?.CN ?? '') : '';
+    // The certificate names the agent (and so its dedup identity); an agent must not pick its own.
+    if (sock instanceof tls.TLSSocket && !cn) {
+      this.ctx.counters.add('refused');
+      this.ctx.log.warn(`refused ${peer}: client certificate has no CN to name the agent by`, { code: 'SKAFE_TLS', reason: 'no CN' });
+      sock.destroy();
+      return;
+    }
     const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
     const hsMs = (this.opts.handshake_timeout ?? 10) * 1000;
     const hsTimer = setTimeout(() => this.close(c, `no HELLO within ${hsMs / 1000}s (handshake timeout)`), hsMs);
