@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync, unlinkSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { SkafeError } from '../errors.js';
 import type { CompiledRule, CompiledRuleSet } from '../audit/rules/compile.js';
@@ -9,6 +10,21 @@ import { deleteRules, loadRules } from './rule-loader.js';
 
 export type AuditMode = 'unicast' | 'multicast';
 
+// What a session changed, written to disk while it runs, so that a run killed
+// with SIGKILL (no exit hook runs) is cleaned up by the next one: it undoes the
+// dead run's changes before taking its own "before" picture. Without this a
+// restart after a crash would take the dead run's rules for the machine's own.
+const JOURNAL_DIR = process.env.SKAFE_RUN_DIR ?? '/run/skafe';
+const journalFile = (mode: AuditMode) => path.join(JOURNAL_DIR, `audit-session-${mode}.json`);
+
+interface Journal {
+  pid: number;
+  changed: AuditStatusChange;
+  registered: boolean;
+  added: string[];
+  displaced: string[];
+}
+
 export interface AuditSessionOptions {
   mode: AuditMode;
   rules?: CompiledRuleSet;
@@ -18,6 +34,8 @@ export interface AuditSessionOptions {
   rcvbuf?: number;
   onRecords: NonNullable<AuditNetlinkOptions['onRecords']>;
   onError(err: Error): void;
+  /** Told when a previous run's leftovers are cleaned up. */
+  onWarning?(message: string): void;
 }
 
 /** Sessions not yet restored: the process exit hook restores them synchronously. */
@@ -111,6 +129,7 @@ export class AuditSession {
   }
 
   private async start(): Promise<void> {
+    await this.recoverFromCrash();
     this.before = await this.control.getStatus();
     if (this.before.enabled === 2) throw new SkafeError('SKAFE_NETLINK', 'the kernel audit configuration is locked (enabled 2): skafe cannot register or load rules until reboot');
     if (this.o.mode === 'unicast' && this.before.pid !== 0 && alive(this.before.pid)) {
@@ -146,15 +165,68 @@ export class AuditSession {
       if (want[k] === this.before[k]) delete want[k];
       else (this.changed as Record<string, number>)[k] = this.before[k];
     }
+    this.writeJournal();
     if (Object.keys(want).length) await this.control.setStatus(want);
 
     if (this.o.mode === 'unicast') {
       this.data = new AuditNetlink({ slots: 32, rcvbuf: this.o.rcvbuf, onRecords: this.o.onRecords, onError: this.o.onError });
       // Registration must come from the socket that is to receive the records.
       this.registered = true;
+      this.writeJournal();
       await this.data.setStatus({ pid: process.pid });
     } else {
       this.data = new AuditNetlink({ groups: AUDIT_NLGRP_READLOG, slots: 32, rcvbuf: this.o.rcvbuf, onRecords: this.o.onRecords, onError: this.o.onError });
+    }
+    this.writeJournal();
+  }
+
+  private writeJournal(): void {
+    const j: Journal = {
+      pid: process.pid,
+      changed: this.changed,
+      registered: this.registered,
+      added: this.added.map((r) => r.data.toString('base64')),
+      displaced: this.displaced.map((b) => b.toString('base64')),
+    };
+    try {
+      mkdirSync(JOURNAL_DIR, { recursive: true, mode: 0o700 });
+      const f = journalFile(this.o.mode);
+      writeFileSync(f + '.tmp', JSON.stringify(j), { mode: 0o600 });
+      renameSync(f + '.tmp', f);
+    } catch {
+      // Not fatal: only recovery after a SIGKILL depends on it.
+    }
+  }
+
+  private dropJournal(): void {
+    try {
+      const f = journalFile(this.o.mode);
+      const j = JSON.parse(readFileSync(f, 'utf8')) as Journal;
+      if (j.pid === process.pid) unlinkSync(f);
+    } catch {
+      /* none */
+    }
+  }
+
+  /** A previous run left a journal and is dead: undo what it changed. */
+  private async recoverFromCrash(): Promise<void> {
+    let j: Journal;
+    try {
+      j = JSON.parse(readFileSync(journalFile(this.o.mode), 'utf8')) as Journal;
+    } catch {
+      return;
+    }
+    if (j.pid === process.pid || alive(j.pid)) return;
+    this.o.onWarning?.(`a previous skafe (pid ${j.pid}) did not exit cleanly: undoing its kernel audit changes first (${j.added.length} rules, settings ${JSON.stringify(j.changed)})`);
+    const status = await this.control.getStatus();
+    if (Object.keys(j.changed).length) await this.control.setStatus(j.changed).catch(() => undefined);
+    if (j.registered && status.pid === j.pid) await this.control.setStatus({ pid: 0 }).catch(() => undefined);
+    for (const r of [...j.added].reverse()) await this.control.deleteRule(Buffer.from(r, 'base64')).catch(() => undefined);
+    for (const r of j.displaced) await this.control.addRule(Buffer.from(r, 'base64')).catch(() => undefined);
+    try {
+      unlinkSync(journalFile(this.o.mode));
+    } catch {
+      /* gone */
     }
   }
 
@@ -207,6 +279,7 @@ export class AuditSession {
   }
 
   private finish(): void {
+    this.dropJournal();
     this.restored = true;
     live.delete(this);
     this.data?.close();

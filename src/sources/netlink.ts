@@ -71,6 +71,7 @@ export class NetlinkSource extends Readable {
       rcvbuf: this.o.receiveBuffer ?? 8 * 1024 * 1024,
       onRecords: (types, texts, enobufs) => this.onRecords(types, texts, enobufs),
       onError: (err) => this.destroy(err),
+      onWarning: (m) => this.ctx.log.warn(m),
     });
     this.baseLost = this.session.before.lost;
     this.lastLost = this.baseLost;
