@@ -17,6 +17,8 @@ t.test('prints the file; --where filters on dotted paths; --fields picks columns
   t.same(readJsonl(cats.stdout).map((e) => e.event.id), ['1.000:3']);
   const cols = await skafe(['tail', f, '--fields', 'event.id,process.args']);
   t.same(readJsonl(cols.stdout)[0], { 'event.id': '1.000:1', 'process.args': ['/usr/bin/ls', '-x'] });
+  const last = await skafe(['tail', f, '-n', '1', '--where', 'process.executable=cat$']);
+  t.same(readJsonl(last.stdout).map((e) => e.event.id), ['1.000:3'], '-n counts matching events from the end');
   const pretty = await skafe(['tail', f, '--pretty', '--fields', 'event.id']);
   t.match(pretty.stdout, /\x1b\[36mevent\.id\x1b\[0m=/, 'coloured when asked (or on a TTY)');
 });

@@ -138,7 +138,7 @@ export async function run(argv: string[]): Promise<number> {
     if (args.flags.has('stats')) process.stderr.write('agent:\n' + statsTable(agent.stages, secs) + 'server:\n' + statsTable(server.stages, secs));
     process.stderr.write(
       `skafe demo: ${countLines(events)} lines in ${path.relative(process.cwd(), events)}, ${countLines(alerts)} in ${path.relative(process.cwd(), alerts)} ` +
-        `(${secs.toFixed(1)} s; operations log ${path.relative(process.cwd(), opsLog)}). The alerts:\n`,
+        `(${secs.toFixed(1)} s; operations log ${path.relative(process.cwd(), opsLog)}).\n`,
     );
   } catch (e) {
     code = 1;

@@ -5,8 +5,9 @@ import { parseArgs } from '../args.js';
 
 export const summary = 'print a JSON-lines sink as it grows (skafe tail FILE [-f] [--where f=re] [--fields a,b])';
 
-const usage = `usage: skafe tail FILE [-f] [--where FIELD=REGEX]... [--fields a,b,c] [--json|--pretty]
+const usage = `usage: skafe tail FILE [-f] [-n N] [--where FIELD=REGEX]... [--fields a,b,c] [--json|--pretty]
   -f, --follow        keep printing as the file grows, across rotation (like tail -F)
+  -n, --lines N       start with only the last N matching events of what is there now
   --where FIELD=RE    only events where some value at dotted FIELD matches RE (repeat: all must match)
   --fields a,b,c      only these dotted fields
   --json / --pretty   force raw JSON lines / coloured output (default: coloured on a terminal)
@@ -20,8 +21,8 @@ interface Filter {
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
     bools: ['follow', 'json', 'pretty', 'help'],
-    values: ['where', 'fields', 'poll'],
-    aliases: { f: 'follow', F: 'follow', h: 'help' },
+    values: ['where', 'fields', 'poll', 'lines'],
+    aliases: { f: 'follow', F: 'follow', h: 'help', n: 'lines' },
   });
   if (args.flags.has('help') || args.positional.length !== 1) {
     process.stderr.write(usage);
@@ -47,6 +48,24 @@ export async function run(argv: string[]): Promise<number> {
   const pretty = args.flags.has('pretty') || (!args.flags.has('json') && !!process.stdout.isTTY);
   const follow = args.flags.has('follow');
   const pollMs = Number(args.flags.get('poll') ?? 250);
+  const lastN = args.flags.has('lines') ? Number(args.flags.get('lines')) : undefined;
+  if (lastN !== undefined && !(Number.isInteger(lastN) && lastN >= 0)) {
+    process.stderr.write(`skafe tail: -n wants a whole number, got "${args.flags.get('lines')}"\n`);
+    return 2;
+  }
+  // With -n, what is there at the start goes through a ring of the last N; then straight out.
+  let ring: string[] | undefined = lastN !== undefined ? [] : undefined;
+  const emit = (text: string) => {
+    if (ring === undefined) return out(text);
+    ring.push(text);
+    if (ring.length > lastN!) ring.shift();
+  };
+  const endOfBacklog = () => {
+    if (ring === undefined) return;
+    const r = ring;
+    ring = undefined;
+    for (const x of r) out(x);
+  };
 
   let bad = 0;
   const onLine = (line: string, lineNo: number) => {
@@ -59,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
       return;
     }
     if (!filters.every((f) => valuesAt(ev, f.field).some((v) => f.re.test(v)))) return;
-    out(pretty ? render(ev, fields) : JSON.stringify(fields ? pick(ev, fields) : ev) + '\n');
+    emit(pretty ? render(ev, fields) : JSON.stringify(fields ? pick(ev, fields) : ev) + '\n');
   };
 
   let stopped = false;
@@ -73,7 +92,8 @@ export async function run(argv: string[]): Promise<number> {
   });
 
   try {
-    await readFollowing(file, follow, pollMs, onLine, () => stopped);
+    await readFollowing(file, follow, pollMs, onLine, () => stopped, endOfBacklog);
+    endOfBacklog();
   } catch (err) {
     process.stderr.write(`skafe tail: ${(err as Error).message}\n`);
     return 1;
@@ -100,6 +120,7 @@ async function readFollowing(
   pollMs: number,
   onLine: (line: string, n: number) => void,
   stopped: () => boolean,
+  atFirstEnd: () => void = () => {},
 ): Promise<void> {
   const buf = Buffer.allocUnsafe(1 << 18);
   const splitter = new LineSplitter(1 << 24, {
@@ -118,6 +139,7 @@ async function readFollowing(
       continue;
     }
     if (!follow || stopped()) break;
+    atFirstEnd();
     flushOut();
     await new Promise((r) => setTimeout(r, pollMs));
     if (stopped()) break;
