@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { SkafeError } from './errors.js';
 import { DELIVERED } from './sinks/serialize.js';
 import { stages as registry } from './registry.js';
-import { StageCounters, BATCH_HWM, carryMarks, type Batch, type Logger, type StageContext, type StageDefinition, type StageStream } from './stage.js';
+import { StageCounters, BATCH_HWM, carryMarks, isEncoded, markEncoded, type Batch, type Logger, type StageContext, type StageDefinition, type StageStream } from './stage.js';
 
 /** One entry of `stages` in a definition file. */
 export interface StageSpec {
@@ -261,7 +261,8 @@ async function buildList(list: StageSpec[], prefix: string, env: BuildEnv, infos
     const { use: _u, id: _i, ...options } = spec;
     const ctx = makeContext(label, i, counters, env);
     const next = list[i + 1];
-    ctx.encodedOutput = next !== undefined && registry[next.use]?.acceptsEncoded === true;
+    // A fan-out takes serialized events too: it parses them once for branches that need objects.
+    ctx.encodedOutput = next !== undefined && (next.use === 'fanout' || registry[next.use]?.acceptsEncoded === true);
     ctx.encodedBytesOutput = next !== undefined && registry[next.use]?.acceptsEncodedBytes === true;
     out.push(await def.create(options, ctx));
   }
@@ -300,7 +301,8 @@ async function buildFanout(spec: FanoutSpec, pos: string, label: string, env: Bu
   for (let j = 0; j < spec.branches.length; j++) {
     branches.push(await buildList(spec.branches[j]!, `${pos}.${j + 1}.`, { ...env, services: acks.servicesFor(j) }, infos));
   }
-  return new Fanout(branches, counters);
+  const heads = spec.branches.map((b) => (b[0]!.use === 'fanout' ? false : registry[b[0]!.use]?.acceptsEncoded === true));
+  return new Fanout(branches, counters, heads);
 }
 
 /**
@@ -365,7 +367,12 @@ class Fanout extends Writable {
   private readonly heads: Writable[];
   private readonly done: Promise<void>[];
 
-  constructor(branches: StageStream[][], private readonly counters: StageCounters) {
+  constructor(
+    branches: StageStream[][],
+    private readonly counters: StageCounters,
+    /** Per branch: its first stage takes serialized events (else they are parsed for it, once). */
+    private readonly takesEncoded: boolean[],
+  ) {
     super({ objectMode: true, highWaterMark: BATCH_HWM });
     this.heads = branches.map((b) => b[0] as Writable);
     this.done = branches.map((b) =>
@@ -390,7 +397,13 @@ class Fanout extends Writable {
         cb();
       }
     };
-    this.heads.forEach((h, i) => h.write(i === 0 ? batch : carryMarks(batch, batch.slice()), one));
+    let parsed: Batch | undefined;
+    this.heads.forEach((h, i) => {
+      let b: Batch;
+      if (isEncoded(batch) && !this.takesEncoded[i]) b = carryMarks(batch, (parsed ??= batch.map((x) => JSON.parse(x))).slice());
+      else b = i === 0 ? batch : carryMarks(batch, isEncoded(batch) ? markEncoded(batch.slice()) : batch.slice());
+      h.write(b, one);
+    });
   }
 
   override _final(cb: (err?: Error | null) => void): void {
