@@ -14,6 +14,7 @@ command -v ruby >/dev/null || need+=(ruby)
 command -v openssl >/dev/null || need+=(openssl)
 command -v flock >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
+[ -x /usr/bin/time ] || need+=(time)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "test setup: missing ${need[*]} and cannot install them (need root and apt-get); tests that need them will skip" >&2
