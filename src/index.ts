@@ -33,39 +33,39 @@ export interface StageOptionsCommon {
   counters?: StageCounters;
 }
 
-/** Create one registered stage by name, its options checked against its schema as in a definition file. */
-// Typed as Duplex so any stage slots into stream.pipeline/chain; sources are only readable, sinks only writable.
-export function stage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): Duplex {
+/** Check options as a definition file would, then make the stage's context. */
+function prepare(use: string, options: Record<string, unknown>, common: StageOptionsCommon, label: string) {
   const def = registry[use];
   if (!def) throw new SkafeError('SKAFE_UNKNOWN_STAGE', `unknown stage "${use}"`, { field: 'use' });
-  const kind = def.kind;
   // Reuse the definition-file validation so code and files get the same errors.
-  const probe = kind === 'source' ? [{ use, ...options }, { use: 'stdout' }] : kind === 'sink' ? [{ use: 'stdin' }, { use, ...options }] : [{ use: 'stdin' }, { use, ...options }, { use: 'stdout' }];
-  validateDefinition({ stages: probe }, `stages.${use}()`);
-  const ctx = makeContext(`${use}`, 0, common.counters ?? new StageCounters(), {
+  const probe =
+    def.kind === 'source'
+      ? [{ use, ...options }, { use: 'stdout' }]
+      : def.kind === 'sink'
+        ? [{ use: 'stdin' }, { use, ...options }]
+        : [{ use: 'stdin' }, { use, ...options }, { use: 'stdout' }];
+  validateDefinition({ stages: probe }, label);
+  const ctx = makeContext(use, 0, common.counters ?? new StageCounters(), {
     baseDir: common.baseDir ?? process.cwd(),
     log: common.log ?? stderrLogger,
     signal: common.signal ?? new AbortController().signal,
     services: common.services ?? new Map(),
   });
+  return { def, ctx };
+}
+
+// Typed as Duplex so any stage slots into stream.pipeline/chain; sources are only readable, sinks only writable.
+/** Create one registered stage by name, its options checked against its schema as in a definition file. */
+export function stage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): Duplex {
+  const { def, ctx } = prepare(use, options, common, `stages.${use}()`);
   const s = def.create(options, ctx);
-  if (s instanceof Promise) throw new SkafeError('SKAFE_USAGE', `stage "${use}" is asynchronous; use buildPipeline`);
+  if (s instanceof Promise) throw new SkafeError('SKAFE_USAGE', `stage "${use}" is asynchronous; use createStage`);
   return s as Duplex;
 }
 
 /** Like `stage()`, for every stage including those that set themselves up asynchronously (rules, server-enrich). */
 export async function createStage(use: string, options: Record<string, unknown> = {}, common: StageOptionsCommon = {}): Promise<Duplex> {
-  const def = registry[use];
-  if (!def) throw new SkafeError('SKAFE_UNKNOWN_STAGE', `unknown stage "${use}"`, { field: 'use' });
-  const kind = def.kind;
-  const probe = kind === 'source' ? [{ use, ...options }, { use: 'stdout' }] : kind === 'sink' ? [{ use: 'stdin' }, { use, ...options }] : [{ use: 'stdin' }, { use, ...options }, { use: 'stdout' }];
-  validateDefinition({ stages: probe }, `createStage(${use})`);
-  const ctx = makeContext(`${use}`, 0, common.counters ?? new StageCounters(), {
-    baseDir: common.baseDir ?? process.cwd(),
-    log: common.log ?? stderrLogger,
-    signal: common.signal ?? new AbortController().signal,
-    services: common.services ?? new Map(),
-  });
+  const { def, ctx } = prepare(use, options, common, `createStage(${use})`);
   return (await def.create(options, ctx)) as Duplex;
 }
 
