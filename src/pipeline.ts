@@ -410,6 +410,12 @@ class Fanout extends Writable {
     for (const h of this.heads) h.end();
     Promise.all(this.done).then(() => cb(), cb);
   }
+
+  // Torn down (an error elsewhere, a second Ctrl-C): the branches go with it.
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    for (const h of this.heads) if (!h.destroyed) h.destroy(err ?? undefined);
+    cb(err);
+  }
 }
 
 function finishedWritable(w: Writable): Promise<void> {

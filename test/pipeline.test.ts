@@ -97,3 +97,21 @@ t.test('every event of each committed corpus comes out of file → coalesce → 
     t.equal(p.stages.reduce((n, s) => n + s.counters.malformed, 0), 0, `${corpus}: nothing malformed`);
   }
 });
+
+t.test('destroying a pipeline tears down fan-out branches too', async (t) => {
+  const dir = tmpdir(t);
+  const p = await buildPipeline({
+    stages: [
+      { use: 'file', path: sample, follow: true, pollIntervalMs: 20 },
+      { use: 'coalesce' },
+      { use: 'fanout', branches: [[{ use: 'jsonl', path: path.join(dir, 'a.jsonl') }], [{ use: 'filter', where: { 'event.id': '.' } }, { use: 'jsonl', path: path.join(dir, 'b.jsonl') }]] },
+    ],
+  });
+  const running = p.run();
+  await new Promise((r) => setTimeout(r, 300));
+  p.destroy(new Error('torn down by test'));
+  await t.rejects(running, /torn down by test|premature close/);
+  await new Promise((r) => setTimeout(r, 50));
+  const fan = p.streams.at(-1) as unknown as { heads: Array<{ destroyed: boolean }> };
+  t.ok(fan.heads.every((h) => h.destroyed), 'every branch head destroyed');
+});
