@@ -1,7 +1,8 @@
+import { openSettings } from './settings-file.js';
 import path from 'node:path';
-import { parseIni, iniGet, iniError, type IniKey } from './ini.js';
+import { iniError } from './ini.js';
 import { bool, int, num, bytes, seconds, oneOf } from './ini-values.js';
-import type { PipelineDefinition, StageSpec } from '../pipeline.js';
+import type { PipelineDefinition } from '../pipeline.js';
 
 // `skafe agent -config FILE`: the original SKAFE agent keys plus the new ones,
 // written into the shipped pipelines/agent.json. Paths in the INI file resolve
@@ -28,23 +29,7 @@ export interface AgentSettings {
 }
 
 export function agentDefinition(text: string, file: string, base: PipelineDefinition): AgentSettings {
-  const doc = parseIni(text, file);
-  const g = doc.sections[0]!;
-  if (doc.sections.length > 1) {
-    const s = doc.sections[1]!;
-    throw iniError(file, s, `unexpected section [${s.name}]: agent settings have no sections`);
-  }
-  for (const k of g.keys) if (!(AGENT_KEYS as readonly string[]).includes(k.key)) throw iniError(file, k, `unknown key (known: ${AGENT_KEYS.join(', ')})`);
-  const dir = path.dirname(path.resolve(file));
-  const rel = (k: IniKey) => path.resolve(dir, k.value);
-  const get = (name: string) => iniGet(g, name);
-
-  const def = structuredClone(base) as PipelineDefinition;
-  const stage = (use: string): StageSpec => {
-    const s = def.stages.find((x) => x.use === use);
-    if (!s) throw iniError(file, { line: 0 }, `the agent definition has no "${use}" stage`);
-    return s;
-  };
+  const { dir, def, get, rel, stage } = openSettings(text, file, AGENT_KEYS, 'agent', base);
 
   // source
   const src = get('source');
@@ -58,10 +43,6 @@ export function agentDefinition(text: string, file: string, base: PipelineDefini
     // follow = false replays the file and exits once the server acknowledged all of it.
     const follow = get('follow') ? bool(file, get('follow')!) : true;
     Object.assign(first, { use: 'file', path: sourceFile, follow });
-    // A finite replay completes every event at end of input; a wall-clock idle timeout
-    // there only splits events whose records a busy machine read late.
-    const co = def.stages.find((x) => x.use === 'coalesce');
-    if (!follow && co) co.idleTimeoutMs = 3_600_000;
   }
 
   // link

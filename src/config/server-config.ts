@@ -1,6 +1,6 @@
+import { openSettings } from './settings-file.js';
 import path from 'node:path';
 import { rulesStages } from '../rules/server-keys.js';
-import { parseIni, iniGet, iniError, type IniKey } from './ini.js';
 import { bool, int, bytes, oneOf } from './ini-values.js';
 import type { PipelineDefinition, StageSpec } from '../pipeline.js';
 
@@ -22,19 +22,7 @@ export interface ServerSettings {
 }
 
 export function serverDefinition(text: string, file: string, base: PipelineDefinition): ServerSettings {
-  const doc = parseIni(text, file);
-  const g = doc.sections[0]!;
-  if (doc.sections.length > 1) throw iniError(file, doc.sections[1]!, `unexpected section [${doc.sections[1]!.name}]: server settings have no sections`);
-  for (const k of g.keys) if (!(SERVER_KEYS as readonly string[]).includes(k.key)) throw iniError(file, k, `unknown key (known: ${SERVER_KEYS.join(', ')})`);
-  const dir = path.dirname(path.resolve(file));
-  const rel = (k: IniKey) => path.resolve(dir, k.value);
-  const get = (name: string) => iniGet(g, name);
-  const def = structuredClone(base) as PipelineDefinition;
-  const stage = (use: string): StageSpec => {
-    const s = def.stages.find((x) => x.use === use);
-    if (!s) throw iniError(file, { line: 0 }, `the server definition has no "${use}" stage`);
-    return s;
-  };
+  const { dir, def, get, rel, stage } = openSettings(text, file, SERVER_KEYS, 'server', base);
 
   const listen = stage('listen');
   listen.port = get('port') ? int(file, get('port')!, 1, 65535) : 6969;
