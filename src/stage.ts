@@ -42,6 +42,32 @@ export function encodedBytes(batch: Batch<unknown>): Uint8Array | undefined {
   return (batch as unknown as Record<symbol, Uint8Array | undefined>)[ENCODED_BYTES];
 }
 
+const utf8Decoder = new TextDecoder();
+
+/** The events of JSON-lines bytes as one string each (JSON text never holds a raw newline). */
+export function splitJsonLines(bytes: Uint8Array): string[] {
+  if (bytes.length === 0) return [];
+  const text = utf8Decoder.decode(bytes);
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+/** An ENCODED_BYTES batch as an encoded batch of strings (for a stage that needs the text here). */
+export function decodeEncodedBytes(batch: Batch<unknown>): Batch<string> {
+  const bytes = encodedBytes(batch);
+  return bytes === undefined ? (batch as Batch<string>) : markEncoded(splitJsonLines(bytes));
+}
+
+/**
+ * Bytes to hand to another thread without copying: the buffer itself when the
+ * view covers all of it, else a copy (transferring a shared buffer would take
+ * it from every other view, such as the other pieces of one worker reply).
+ */
+export function transferable(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
+}
+
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;

@@ -1,4 +1,5 @@
 import type { RuleTree } from './tree.js';
+import { projectJson } from './projection.js';
 import { LineBytesBuilder, planLines, planSplice, type LineBytes, type LinePlan, type OutputNode } from './output.js';
 
 // One batch through the tree, as a match worker (or the stage's own thread,
@@ -23,8 +24,9 @@ export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
 
-function asEvent(e: unknown, encoded: boolean): unknown {
-  return encoded ? JSON.parse(e as string) : e;
+/** What the tree and the output read of an event: for JSON text, only the parts the tree asks for. */
+function forTree(tree: RuleTree, e: unknown, encoded: boolean): unknown {
+  return encoded ? (projectJson(e as string, tree.projection) ?? JSON.parse(e as string)) : e;
 }
 
 function isRecord(e: unknown): e is Record<string, unknown> {
@@ -34,7 +36,8 @@ function isRecord(e: unknown): e is Record<string, unknown> {
 /** Lines for event i: cut from its own text when it came as text, else serialized with placeholders. */
 function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan): void {
   if (req.encoded && planSplice(e, req.events[i] as string, i, hits, lp)) return;
-  planLines(e, nodes, hits, lp);
+  // e may be a projection (forTree): the lines need the whole event
+  planLines(req.encoded ? (JSON.parse(req.events[i] as string) as Record<string, unknown>) : e, nodes, hits, lp);
 }
 
 function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
@@ -65,7 +68,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
     const hits: number[][] = new Array(n);
     let matched = 0;
     for (let i = 0; i < n; i++) {
-      const h = tree.evaluateSync(asEvent(req.events[i], req.encoded));
+      const h = tree.evaluateSync(forTree(tree, req.events[i], req.encoded));
       hits[i] = h;
       if (h.length) matched++;
     }
@@ -75,7 +78,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   if (req.bytes) {
     const b = new LineBytesBuilder();
     for (let i = 0; i < n; i++) {
-      const e = asEvent(req.events[i], req.encoded);
+      const e = forTree(tree, req.events[i], req.encoded);
       const h = tree.evaluateSync(e);
       if (h.length === 0) continue;
       matched++;
@@ -85,7 +88,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   }
   const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < n; i++) {
-    const e = asEvent(req.events[i], req.encoded);
+    const e = forTree(tree, req.events[i], req.encoded);
     const h = tree.evaluateSync(e);
     if (h.length === 0) continue;
     matched++;

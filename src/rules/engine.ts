@@ -10,7 +10,7 @@ import { ScriptPool, type ScriptPoolOptions } from './scripts/pool.js';
 import type { FromMatchWorker, ToMatchWorker } from './match-worker.js';
 import type { FetchFile } from './scripts/protocol.js';
 import type { InterpreterCommands } from './scripts/interpreter.js';
-import type { Logger } from '../stage.js';
+import { splitJsonLines, transferable, type Logger } from '../stage.js';
 
 // The rule engine: a rule set generation (tree + script pools), a pool of
 // worker threads that evaluate batches against it, and atomic replacement of
@@ -61,6 +61,13 @@ export interface RunOptions {
   lines?: boolean;
   /** With lines: as JSON-lines bytes. */
   bytes?: boolean;
+  /**
+   * The batch as JSON-lines bytes (an ENCODED_BYTES batch) and `events` empty.
+   * Only with `bytes`: the bytes go to a worker without a copy and only bytes
+   * come back, so this thread never touches the events. Decoded here when they
+   * cannot (no workers, or script rules, which run on this thread's pools).
+   */
+  input?: Uint8Array;
 }
 
 export class RuleEngine {
@@ -211,7 +218,12 @@ export class RuleEngine {
     if (this.closed) return Promise.reject(new Error('rule engine closed'));
     if (this.workerError) return Promise.reject(this.workerError);
     const g = this.current;
-    const req: BatchRequest = { events, encoded: o.encoded === true, lines: o.lines === true || o.bytes === true, bytes: o.bytes === true };
+    let input = o.input;
+    if (input !== undefined && (this.workers.length === 0 || g.tree.hasScripts || o.bytes !== true)) {
+      events = splitJsonLines(input);
+      input = undefined;
+    }
+    const req: BatchRequest = { events, encoded: o.encoded === true || o.input !== undefined, lines: o.lines === true || o.bytes === true, bytes: o.bytes === true };
     g.inflight++;
     if (this.workers.length === 0) {
       const run = async () => {
@@ -230,7 +242,10 @@ export class RuleEngine {
     const bid = this.nextBid++;
     return new Promise((resolve, reject) => {
       this.pending.set(bid, { gen: g, events, encoded: req.encoded, resolve: (r) => resolve({ gen: g, ...r }), reject });
-      this.post(wi, { t: 'eval', bid, gen: g.gen, ...req });
+      if (input !== undefined) {
+        const bytes = transferable(input);
+        this.workers[wi]!.postMessage({ t: 'eval', bid, gen: g.gen, ...req, input: bytes } satisfies ToMatchWorker, [bytes.buffer as ArrayBuffer]);
+      } else this.post(wi, { t: 'eval', bid, gen: g.gen, ...req });
     });
   }
 

@@ -3,6 +3,7 @@ import { RuleTree } from './tree.js';
 import { outputNodes, type OutputNode } from './output.js';
 import { evaluateBatch, evaluateBatchSync, type BatchResult } from './batch.js';
 import type { RuleSet } from './load.js';
+import { splitJsonLines } from '../stage.js';
 
 // A rule-engine worker thread: holds the compiled tree of each live rule-set
 // generation and evaluates batches of events. Events arrive as objects or, when
@@ -14,7 +15,8 @@ import type { RuleSet } from './load.js';
 export type ToMatchWorker =
   | { t: 'load'; gen: number; set: RuleSet }
   | { t: 'drop'; gen: number }
-  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean }
+  /** `input`: the events as JSON-lines bytes (transferred), `events` then empty. */
+  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: Uint8Array }
   /** Script answers: cid, 0|1, cid, 0|1, … */
   | { t: 'answers'; values: number[] };
 
@@ -70,6 +72,7 @@ port.on('message', (m: ToMatchWorker) => {
       return;
     }
     case 'eval': {
+      if (m.input !== undefined) m.events = splitJsonLines(m.input);
       const g = trees.get(m.gen);
       if (!g) return failed(m.bid, `no rule set generation ${m.gen}`);
       if (!g.tree.hasScripts) {

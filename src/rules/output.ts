@@ -295,7 +295,8 @@ export class LineBytesBuilder {
       return;
     }
     const lp: LinePlan = { texts: [], plan: [] };
-    planLines(event, nodes, hits, lp);
+    // `event` may hold only the parts the rule tree read (rules/projection.ts): the lines need all of it
+    planLines(text !== undefined ? (JSON.parse(text) as Record<string, unknown>) : event, nodes, hits, lp);
     const lines: string[] = [];
     assembleLines(lp, nodes, lines);
     for (const l of lines) {

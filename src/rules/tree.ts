@@ -1,6 +1,7 @@
 import type { RuleSet, RuleNode } from './load.js';
 import { toRegExp } from './regex.js';
 import { compileKeyPath, keyMatches, keyValues, type KeyPath } from './keypath.js';
+import { projectionFor, type Projection } from './projection.js';
 
 // The decision tree, compiled from a RuleSet: regexes built once, nodes
 // immutable, so any number of evaluations share it. Evaluation is depth-first
@@ -33,6 +34,11 @@ export class RuleTree {
   readonly nodes: CompiledNode[];
   readonly roots: number[];
   readonly hasScripts: boolean;
+  /**
+   * What the match nodes read of an event, for events given as JSON text (see
+   * projection.ts); `rule` and `event` kept whole, the output needs them.
+   */
+  readonly projection: Projection;
 
   constructor(readonly set: RuleSet) {
     this.nodes = set.nodes.map((spec) => ({
@@ -41,6 +47,10 @@ export class RuleTree {
     }));
     this.roots = set.roots;
     this.hasScripts = set.nodes.some((n) => n.action === 'script');
+    this.projection = projectionFor(
+      this.nodes.flatMap((n) => n.matchers.map((m) => m.kp)),
+      ['rule', 'event'],
+    );
   }
 
   private matchNode(n: CompiledNode, event: unknown): Matcher | null {

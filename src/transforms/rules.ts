@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, carryMarks, type Batch, type StageContext } from '../stage.js';
 import { RuleEngine } from '../rules/engine.js';
 import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
@@ -50,8 +50,10 @@ function chunks<T>(items: T[]): T[][] {
 /**
  * Events in, one item per (event, fired rule, log) out, in input order (see
  * src/rules/output.ts for the item). Takes encoded batches (JSON text from
- * coalesce's workers) as well as objects and hands them to the match workers
- * as they are: strings cross threads far cheaper than objects. When the next
+ * coalesce's workers, as strings or as JSON-lines bytes) as well as objects
+ * and hands them to the match workers as they are: strings cross threads far
+ * cheaper than objects, and bytes are transferred without a copy, so between
+ * coalesce and a bytes sink this thread only passes buffers along. When the next
  * stage takes encoded batches the workers also serialize the output, so this
  * thread only joins strings (or, for sinks that take encoded bytes, only
  * forwards the workers' bytes); otherwise it builds objects from the fired
@@ -86,8 +88,13 @@ export class RulesTransform extends Transform {
   override _transform(batch: Batch, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.failed) return cb(this.failed);
     this.ctx.counters.in += batch.length;
+    // JSON-lines bytes in (from coalesce's workers): straight on to a match worker when bytes
+    // also go out; otherwise this thread needs the events' text.
+    const input = encodedBytes(batch);
+    if (input !== undefined && !this.bytesOutput) batch = carryMarks(batch, decodeEncodedBytes(batch));
     const encoded = isEncoded(batch);
-    const p = this.engine.run(batch, { encoded, lines: this.encodedOutput, bytes: this.bytesOutput }).then((r) => {
+    const run = input !== undefined && this.bytesOutput ? { input, lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
+    const p = this.engine.run(input !== undefined && this.bytesOutput ? [] : batch, run).then((r) => {
       this.ctx.counters.add('matched', r.matched);
       let pieces: Batch[];
       if ('bytes' in r) {
@@ -187,6 +194,7 @@ export default defineStage<RulesOptions>({
   description: 'run each event through the SKAFE rule tree (.rules files, match and script rules); emit one item per fired log/alert',
   schema,
   acceptsEncoded: true,
+  acceptsEncodedBytes: true,
   async create(options, ctx) {
     const workers = options.workers;
     const engine = await RuleEngine.create({

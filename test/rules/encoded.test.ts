@@ -10,7 +10,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildPipeline } from '../../src/pipeline.js';
 import rulesStage from '../../src/transforms/rules.js';
-import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, type StageContext } from '../../src/stage.js';
+import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, markEncodedBytes, type StageContext } from '../../src/stage.js';
+import { projectJson, projectionFor } from '../../src/rules/projection.js';
 import { loadRuleSet } from '../../src/rules/load.js';
 import { RuleTree } from '../../src/rules/tree.js';
 import { ALIASES } from '../../src/rules/aliases.js';
@@ -63,10 +64,12 @@ const objects = texts.map((l) => JSON.parse(l) as Record<string, unknown>);
 
 const rulesdir = dirWith({ 'main.rules': RULES });
 const scriptsdir = fixtures('rules', 'tailcheck-js');
+// Without the script rule: the match workers read events through a projection (src/rules/projection.ts).
+const matchOnlyDir = dirWith({ 'main.rules': RULES.slice(0, RULES.indexOf('[tail]')) + '[flat]\nwatch = base\naction = match\ntrigger = log\nmatch_process.executable = bash\nmatch_event.1 = one\n' });
 
 /** The lines the stage must write, computed here without the stage's output code. */
-async function expectedLines(): Promise<string[]> {
-  const set = loadRuleSet(rulesdir, { scriptsdir });
+async function expectedLines(dir = rulesdir): Promise<string[]> {
+  const set = loadRuleSet(dir, { scriptsdir });
   const tree = new RuleTree(set);
   const tail = (e: any) => {
     const exe = e.process?.executable ?? e.bin;
@@ -93,13 +96,22 @@ function context(out: Out | boolean): StageContext {
   return { baseDir: process.cwd(), index: 2, name: 'rules', counters: new StageCounters(), log: memoryLog(), signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: o !== 'objects', encodedBytesOutput: o === 'bytes' };
 }
 
+const utf8 = new TextEncoder();
+
 /** Runs the stage on the events in batches of `size`; returns each output item as JSON text. */
-async function runStage(workers: number, encodedIn: boolean, out: Out, size: number, input = texts) {
+async function runStage(workers: number, encodedIn: boolean | 'bytes', out: Out, size: number, input = texts, dir = rulesdir) {
   const ctx = context(out);
-  const stage = (await rulesStage.create({ rulesdir, scriptsdir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
+  const stage = (await rulesStage.create({ rulesdir: dir, scriptsdir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
   const source = Readable.from(
     (function* () {
-      for (let i = 0; i < input.length; i += size) yield encodedIn ? markEncoded(input.slice(i, i + size)) : objects.slice(i, i + size);
+      for (let i = 0; i < input.length; i += size) {
+        const part = input.slice(i, i + size);
+        // bytes as coalesce's workers hand them: JSON lines, sometimes a view into a larger buffer
+        if (encodedIn === 'bytes') {
+          const b = utf8.encode(part.join('\n') + '\n');
+          yield markEncodedBytes(i % (2 * size) === 0 ? b : Buffer.concat([b, Buffer.from('tail')]).subarray(0, b.length), part.length);
+        } else yield encodedIn ? markEncoded(part) : objects.slice(i, i + size);
+      }
     })(),
     { objectMode: true },
   );
@@ -150,6 +162,65 @@ t.test('encoded or object input, encoded or object output, in-thread or in worke
   const prettyText = objects.map((o) => JSON.stringify(o, null, 1));
   t.same((await runStage(2, true, 'encoded', 200, prettyText)).lines, want, 'pretty-printed JSON text in: the same lines');
   t.same((await runStage(0, true, 'bytes', 200, prettyText)).lines, want, 'pretty-printed JSON text in, bytes out: the same lines');
+});
+
+t.test('match rules only (events read through a projection): every input form, every output form, the same lines', async (t) => {
+  const want = await expectedLines(matchOnlyDir);
+  t.ok(want.length > 500, `${want.length} lines expected`);
+  for (const workers of [0, 2]) {
+    for (const input of [false, true, 'bytes'] as const) {
+      for (const out of ['objects', 'encoded', 'bytes'] as const) {
+        const label = `workers ${workers}, ${input === 'bytes' ? 'bytes' : input ? 'encoded' : 'object'} in, ${out} out`;
+        const got = await runStage(workers, input, out, 200, texts, matchOnlyDir);
+        t.equal(got.wrongKind, 0, `${label}: output batches are ${out}`);
+        t.equal(got.counters.in, texts.length, `${label}: counters.in counts the events`);
+        const firstDiff = got.lines.length === want.length ? got.lines.findIndex((l, i) => l !== want[i]) : 0;
+        t.equal(firstDiff, -1, `${label}: identical lines in order${firstDiff >= 0 ? ` (first difference at line ${firstDiff})` : ''}`);
+      }
+    }
+  }
+  const prettyText = objects.map((o) => JSON.stringify(o, null, 1));
+  t.same((await runStage(2, true, 'bytes', 200, prettyText, matchOnlyDir)).lines, want, 'pretty-printed JSON text in (no projection): the same lines');
+});
+
+t.test('a projection yields what the whole event yields, for every alias and dotted key', async (t) => {
+  const keys = [
+    ...Object.entries(ALIASES).map(([k, v]) => compileKeyPath(k, [...v])),
+    ...['process.args', 'process.args.0', 'process.args.1', 'auditd.paths.name', 'auditd.paths.1.name', 'auditd.data.a0', 'process.executable', 'event.id', 'event.1', 'auditd.records.type', 'auditd.records.fields.name', 'nothing.here', 'user', 'rule.name', '', '__proto__.x', 'a\\'].map((k) => compileKeyPath(k, [k])),
+  ];
+  const projection = projectionFor(keys, ['rule', 'event']);
+  const extra = [
+    { 'process.executable': '/x', process: { name: 'y' } },
+    { process: [{ executable: 'a' }, { executable: 1 }, [{ executable: true }]], auditd: { paths: [{ name: 'p0' }, { name: ['p1', null] }] } },
+    { __proto__: { x: 'polluted?' }, 'a\\': 'backslash key', event: { 1: 'one' } },
+    { process: { args: 'not an array' }, user: 'string' },
+  ].map((o) => JSON.parse(JSON.stringify(o)));
+  let checked = 0;
+  let disagree = 0;
+  let fallback = 0;
+  // a "__proto__" key stays a key (an object literal cannot write one, so as text)
+  const protoText = '{"__proto__":{"x":"own key"},"event":{"id":"p"}}';
+  t.same(keyValues(projectJson(protoText, projection), compileKeyPath('__proto__.x', ['__proto__.x'])), ['own key'], '__proto__ is an ordinary key');
+  for (const text of [...texts, ...extra.map((o) => JSON.stringify(o)), protoText]) {
+    const whole = JSON.parse(text);
+    const part = projectJson(text, projection);
+    if (part === undefined) {
+      fallback++;
+      continue;
+    }
+    for (const kp of keys) {
+      checked++;
+      if (JSON.stringify(keyValues(part, kp)) !== JSON.stringify(keyValues(whole, kp))) {
+        if (disagree++ < 3) t.comment(`${kp.key}: ${text.slice(0, 200)}`);
+      }
+    }
+  }
+  t.equal(fallback, 0, 'every JSON.stringify text projects');
+  t.ok(checked > 10000, `${checked} checks`);
+  t.equal(disagree, 0, 'no disagreement');
+  t.equal(projectJson('{ "a": 1 }', projection), undefined, 'whitespace: not projected (the caller parses it whole)');
+  t.equal(projectJson('{"process":{"executable":"x"', projection), undefined, 'truncated: not projected');
+  t.equal(projectJson('{"a":1}x', projection), undefined, 'trailing text: not projected');
 });
 
 t.test('kindSplice finds event.kind in JSON.stringify text, refuses other layouts', async (t) => {
