@@ -25,8 +25,9 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildPipeline, type PipelineDefinition } from '../src/pipeline.js';
 import { stages as registry } from '../src/registry.js';
-import { defineStage, decodeEncodedBytes, markEncodedBytes, StageCounters, type StageContext } from '../src/stage.js';
+import { defineStage, decodeEncodedBytes, markEncodedBytes, recycleBatch, setBufferOwner, StageCounters, type StageContext } from '../src/stage.js';
 import rulesStage from '../src/transforms/rules.js';
+import { takeBuffer, roomFor } from '../src/buffer-pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const times = Number(process.env.BENCH_TIMES ?? 40);
@@ -86,6 +87,8 @@ registry['bench-count'] ??= defineStage({
       highWaterMark: 8,
       write(b: unknown[], _e, cb) {
         ctx.counters.in += b.length;
+        // as the real sinks do once written
+        recycleBatch(b);
         if (capture) for (const x of decodeEncodedBytes(b)) capture.push(x);
         cb();
       },
@@ -166,13 +169,17 @@ for (let r = 1; r <= rounds; r++) {
 // with the feeding thread, which shows how the stage itself scales with workers.
 capture = [];
 await measure('(capturing the replay as encoded events)', { stages: [...head, { use: 'bench-count' }] });
-// Kept as bytes only (the stage takes each batch's buffer, so every run copies them first): the
-// strings left on this thread's heap would make every collection here mark 40 MB for nothing.
-const utf8 = new TextEncoder();
-const encodedBatches: Array<[Uint8Array, number]> = [];
-for (let i = 0; i < capture.length; i += 128) {
-  const part = capture.slice(i, i + 128);
-  encodedBatches.push([utf8.encode(part.join('\n') + '\n'), part.length]);
+// Kept as one buffer of JSON lines and where each 128-event batch lies in it:
+// strings or thousands of buffers left on this thread's heap would make every
+// collection here work for nothing.
+const linesText = Buffer.from(capture.join('\n') + '\n');
+const encodedBatches: Array<[from: number, to: number, events: number]> = [];
+for (let i = 0, from = 0; i < capture.length; i += 128) {
+  const n = Math.min(128, capture.length - i);
+  let to = from;
+  for (let k = 0; k < n; k++) to = linesText.indexOf(10, to) + 1;
+  encodedBatches.push([from, to, n]);
+  from = to;
 }
 const encodedCount = capture.length;
 const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 5);
@@ -180,13 +187,25 @@ capture = null;
 async function stageAlone(label: string, workers: number): Promise<Figure> {
   const ctx: StageContext = { baseDir: tmp, index: 0, name: 'rules', counters: new StageCounters(), log: quiet, signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: true, encodedBytesOutput: true };
   const stage = (await rulesStage.create({ rulesdir: dir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
-  // The replay ALONE_TIMES times over: a run of a few seconds, so the new workers' warm-up (their
-  // code compiled on V8's helper threads) weighs as little as it does in a server.
-  const batches: unknown[][] = [];
-  for (let k = 0; k < aloneTimes; k++) for (const [bytes, n] of encodedBatches) batches.push(markEncodedBytes(bytes.slice(), n));
+  // The replay aloneTimes times over (a run of a few seconds, so the new workers' warm-up weighs as
+  // little as in a server), each batch copied into a buffer of its own as coalesce's workers hand
+  // them on: from the buffer pool, which the sink below refills as the real sinks do.
+  function* feed() {
+    for (let k = 0; k < aloneTimes; k++) {
+      for (const [from, to, n] of encodedBatches) {
+        let buf = takeBuffer();
+        if (buf === undefined || buf.byteLength < to - from) buf = roomFor(to - from);
+        const bytes = new Uint8Array(buf, 0, to - from);
+        bytes.set(linesText.subarray(from, to));
+        const b = markEncodedBytes(bytes, n);
+        setBufferOwner(b);
+        yield b;
+      }
+    }
+  }
   let lines = 0;
-  const source = Readable.from(batches, { objectMode: true, highWaterMark: 8 });
-  const count = new Writable({ objectMode: true, highWaterMark: 8, write(b: unknown[], _e, cb) { lines += b.length; cb(); } });
+  const source = Readable.from(feed(), { objectMode: true, highWaterMark: 8 });
+  const count = new Writable({ objectMode: true, highWaterMark: 8, write(b: unknown[], _e, cb) { lines += b.length; recycleBatch(b); cb(); } });
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   await pipeline(source, stage, count);

@@ -42,14 +42,52 @@ export function encodedBytes(batch: Batch<unknown>): Uint8Array | undefined {
   return (batch as unknown as Record<symbol, Uint8Array | undefined>)[ENCODED_BYTES];
 }
 
-const utf8Decoder = new TextDecoder();
+/**
+ * Marks on an ENCODED_BYTES batch. RECYCLE: called once the batch's bytes
+ * are written and nothing will read them again (sinks call recycleBatch), so
+ * the buffer can be filled again (src/buffer-pool.ts). BUFFER_OWNER: the batch
+ * is the only user of its bytes' whole buffer, so a stage may transfer the
+ * buffer to a worker rather than copy the bytes.
+ */
+const RECYCLE = Symbol.for('skafe.recycle');
+const BUFFER_OWNER = Symbol.for('skafe.bufferOwner');
 
-/** The events of JSON-lines bytes as one string each (JSON text never holds a raw newline). */
+export function setRecycle(batch: Batch<unknown>, recycle: () => void): void {
+  (batch as unknown as Record<symbol, unknown>)[RECYCLE] = recycle;
+}
+
+/** The batch's bytes are written: hand its buffer back (at most once). */
+export function recycleBatch(batch: Batch<unknown>): void {
+  const b = batch as unknown as Record<symbol, (() => void) | undefined>;
+  const f = b[RECYCLE];
+  if (f === undefined) return;
+  b[RECYCLE] = undefined;
+  f();
+}
+
+export function setBufferOwner(batch: Batch<unknown>): void {
+  (batch as unknown as Record<symbol, boolean>)[BUFFER_OWNER] = true;
+}
+
+export function isBufferOwner(batch: Batch<unknown>): boolean {
+  return (batch as unknown as Record<symbol, boolean | undefined>)[BUFFER_OWNER] === true;
+}
+
+/**
+ * The events of JSON-lines bytes as one string each (JSON text never holds a
+ * raw newline). Line by line: decoding the whole batch first would make one
+ * large string, which only a full collection frees.
+ */
 export function splitJsonLines(bytes: Uint8Array): string[] {
-  if (bytes.length === 0) return [];
-  const text = utf8Decoder.decode(bytes);
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lines: string[] = [];
+  let from = 0;
+  while (from < buf.length) {
+    let end = buf.indexOf(10, from);
+    if (end < 0) end = buf.length;
+    lines.push(buf.toString('utf8', from, end));
+    from = end + 1;
+  }
   return lines;
 }
 
@@ -60,12 +98,16 @@ export function decodeEncodedBytes(batch: Batch<unknown>): Batch<string> {
 }
 
 /**
- * Bytes to hand to another thread without copying: the buffer itself when the
- * view covers all of it, else a copy (transferring a shared buffer would take
- * it from every other view, such as the other pieces of one worker reply).
+ * The buffer to hand to another thread for `bytes` (an ENCODED_BYTES batch's),
+ * without copying when the batch may give it away: its bytes start the buffer
+ * and it owns all of it (or the view covers all of it). Otherwise a copy:
+ * transferring a shared buffer would take it from every other view, such as
+ * the other pieces of one worker reply.
  */
-export function transferable(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
+export function transferable(bytes: Uint8Array, owner: boolean): { buffer: ArrayBuffer; length: number } {
+  const b = bytes.buffer;
+  if (b instanceof ArrayBuffer && bytes.byteOffset === 0 && (owner || bytes.byteLength === b.byteLength)) return { buffer: b, length: bytes.byteLength };
+  return { buffer: bytes.slice().buffer as ArrayBuffer, length: bytes.byteLength };
 }
 
 export interface Logger {

@@ -17,6 +17,8 @@ export interface BatchRequest {
   lines: boolean;
   /** With `lines`: as JSON-lines bytes (LineBytes) instead. */
   bytes?: boolean;
+  /** With `bytes`: a buffer to write them into when it is big enough. */
+  spare?: ArrayBuffer;
 }
 
 export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
@@ -46,7 +48,7 @@ function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[
   for (const h of hits) if (h.length) matched++;
   if (!lines) return { hits, matched };
   if (req.bytes) {
-    const b = new LineBytesBuilder();
+    const b = new LineBytesBuilder(req.spare);
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, hits[i]!);
@@ -76,7 +78,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   }
   let matched = 0;
   if (req.bytes) {
-    const b = new LineBytesBuilder();
+    const b = new LineBytesBuilder(req.spare);
     for (let i = 0; i < n; i++) {
       const e = forTree(tree, req.events[i], req.encoded);
       const h = tree.evaluateSync(e);

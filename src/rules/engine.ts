@@ -11,6 +11,7 @@ import type { FromMatchWorker, ToMatchWorker } from './match-worker.js';
 import type { FetchFile } from './scripts/protocol.js';
 import type { InterpreterCommands } from './scripts/interpreter.js';
 import { splitJsonLines, transferable, type Logger } from '../stage.js';
+import { takeBuffer, giveBuffer } from '../buffer-pool.js';
 
 // The rule engine: a rule set generation (tree + script pools), a pool of
 // worker threads that evaluate batches against it, and atomic replacement of
@@ -68,6 +69,8 @@ export interface RunOptions {
    * cannot (no workers, or script rules, which run on this thread's pools).
    */
   input?: Uint8Array;
+  /** The input's batch owns its whole buffer (BUFFER_OWNER): it may be transferred, not copied. */
+  inputOwner?: boolean;
 }
 
 export class RuleEngine {
@@ -173,6 +176,7 @@ export class RuleEngine {
       }
       return;
     }
+    if (m.t === 'done' && m.free) for (const b of m.free) giveBuffer(b);
     const p = this.pending.get(m.bid);
     if (!p) return;
     this.pending.delete(m.bid);
@@ -221,6 +225,7 @@ export class RuleEngine {
     let input = o.input;
     if (input !== undefined && (this.workers.length === 0 || g.tree.hasScripts || o.bytes !== true)) {
       events = splitJsonLines(input);
+      if (o.inputOwner === true && input.byteOffset === 0) giveBuffer(input.buffer as ArrayBuffer);
       input = undefined;
     }
     const req: BatchRequest = { events, encoded: o.encoded === true || o.input !== undefined, lines: o.lines === true || o.bytes === true, bytes: o.bytes === true };
@@ -242,10 +247,16 @@ export class RuleEngine {
     const bid = this.nextBid++;
     return new Promise((resolve, reject) => {
       this.pending.set(bid, { gen: g, events, encoded: req.encoded, resolve: (r) => resolve({ gen: g, ...r }), reject });
+      const spare = req.bytes ? takeBuffer() : undefined;
+      const transfer: ArrayBuffer[] = spare ? [spare] : [];
+      const m: ToMatchWorker = { t: 'eval', bid, gen: g.gen, ...req, spare };
       if (input !== undefined) {
-        const bytes = transferable(input);
-        this.workers[wi]!.postMessage({ t: 'eval', bid, gen: g.gen, ...req, input: bytes } satisfies ToMatchWorker, [bytes.buffer as ArrayBuffer]);
-      } else this.post(wi, { t: 'eval', bid, gen: g.gen, ...req });
+        const t = transferable(input, o.inputOwner === true);
+        m.input = t.buffer;
+        m.inputLength = t.length;
+        transfer.push(t.buffer);
+      }
+      this.workers[wi]!.postMessage(m, transfer);
     });
   }
 

@@ -15,13 +15,18 @@ import { splitJsonLines } from '../stage.js';
 export type ToMatchWorker =
   | { t: 'load'; gen: number; set: RuleSet }
   | { t: 'drop'; gen: number }
-  /** `input`: the events as JSON-lines bytes (transferred), `events` then empty. */
-  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: Uint8Array }
+  /**
+   * `input`: the events as JSON-lines bytes, the first `inputLength` bytes of
+   * a transferred buffer (`events` then empty); `spare`: a buffer for the
+   * output bytes (src/buffer-pool.ts).
+   */
+  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: ArrayBuffer; inputLength?: number; spare?: ArrayBuffer }
   /** Script answers: cid, 0|1, cid, 0|1, … */
   | { t: 'answers'; values: number[] };
 
 export type FromMatchWorker =
-  | ({ t: 'done'; bid: number } & BatchResult)
+  /** `free`: the request's buffers this thread is done with, back for reuse. */
+  | ({ t: 'done'; bid: number; free?: ArrayBuffer[] } & BatchResult)
   | { t: 'failed'; bid: number; error: string }
   /** Script calls to run: bid, cid, node, idx, bid, cid, … (batched per tick: a batch asks for hundreds at once). */
   | { t: 'scripts'; calls: number[] };
@@ -45,9 +50,12 @@ function askScript(bid: number, node: number, idx: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => scriptCalls.set(cid, resolve));
 }
 
-/** Output bytes are transferred, not copied. */
-function done(bid: number, r: BatchResult): void {
-  port.postMessage({ t: 'done', bid, ...r } satisfies FromMatchWorker, 'bytes' in r ? [r.bytes.buffer as ArrayBuffer] : []);
+/** Output bytes are transferred, not copied; so are the request's buffers this thread is done with. */
+function done(bid: number, r: BatchResult, m?: { input?: ArrayBuffer; spare?: ArrayBuffer }): void {
+  const transfer: ArrayBuffer[] = 'bytes' in r ? [r.bytes.buffer as ArrayBuffer] : [];
+  const free: ArrayBuffer[] = [];
+  for (const b of [m?.input, m?.spare]) if (b !== undefined && b.byteLength > 0 && !transfer.includes(b)) free.push(b);
+  port.postMessage({ t: 'done', bid, ...r, ...(free.length ? { free } : {}) } satisfies FromMatchWorker, [...transfer, ...free]);
 }
 
 function failed(bid: number, e: unknown): void {
@@ -72,7 +80,7 @@ port.on('message', (m: ToMatchWorker) => {
       return;
     }
     case 'eval': {
-      if (m.input !== undefined) m.events = splitJsonLines(m.input);
+      if (m.input !== undefined) m.events = splitJsonLines(new Uint8Array(m.input, 0, m.inputLength));
       const g = trees.get(m.gen);
       if (!g) return failed(m.bid, `no rule set generation ${m.gen}`);
       if (!g.tree.hasScripts) {
@@ -82,11 +90,11 @@ port.on('message', (m: ToMatchWorker) => {
         } catch (e) {
           return failed(m.bid, e);
         }
-        done(m.bid, r);
+        done(m.bid, r, m);
         return;
       }
       evaluateBatch(g.tree, g.nodes, m, (node, idx) => askScript(m.bid, node, idx)).then(
-        (r) => done(m.bid, r),
+        (r) => done(m.bid, r, m),
         (e) => failed(m.bid, e),
       );
     }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { RuleNode } from './load.js';
 import { MAX_BATCH } from '../stage.js';
+import { roomFor } from '../buffer-pool.js';
 
 // What the rules stage emits: one item per (event, fired rule, log), the event
 // plus ECS `rule.name` (section name as written), `rule.ruleset` (the .rules
@@ -263,10 +264,26 @@ export interface LineBytes {
 }
 
 export class LineBytesBuilder {
-  private chunks: Uint8Array[] = [];
+  // Written straight into one buffer (a spare from the stage's thread when it
+  // came with one): no per-event Uint8Arrays, whose backing stores the
+  // collector would have to track and free. An event's later lines copy its
+  // first line's bytes within the buffer.
+  private buf: Buffer;
   private size = 0;
   private count = 0;
   private readonly cuts: number[] = [];
+
+  constructor(spare?: ArrayBuffer) {
+    this.buf = Buffer.from(spare !== undefined && spare.byteLength > 0 ? spare : roomFor(256 * 1024));
+  }
+
+  /** Room for n more bytes. */
+  private reserve(n: number): void {
+    if (this.size + n <= this.buf.length) return;
+    const grown = Buffer.from(roomFor(Math.max(this.buf.length * 2, this.size + n)));
+    this.buf.copy(grown, 0, 0, this.size);
+    this.buf = grown;
+  }
 
   private endLine(): void {
     if (++this.count % MAX_BATCH === 0) this.cuts.push(this.size);
@@ -279,16 +296,37 @@ export class LineBytesBuilder {
     const k = text !== undefined && event.rule === undefined && ev !== null && typeof ev === 'object' && !Array.isArray(ev) ? kindSplice(text) : null;
     if (k) {
       // Cuts fall on ASCII punctuation, never inside a surrogate pair, so encoding the pieces apart is exact.
-      const head = utf8.encode(text!.slice(0, k[0]));
-      const mid = utf8.encode(text!.slice(k[1], text!.length - 1));
       const kinds = KIND_BYTES[k[2]]!;
+      let headStart = -1;
+      let headEnd = 0;
+      let midStart = 0;
+      let midEnd = 0;
       for (const h of hits) {
         const n = nodes[h]!;
         for (let kind = 0; kind < 2; kind++) {
           if (kind === 0 ? n.trigger !== 'log' && n.trigger !== 'both' : n.trigger !== 'alert' && n.trigger !== 'both') continue;
           const kb = kinds[kind]!;
-          this.chunks.push(head, kb, mid, n.ruleTailBytes);
-          this.size += head.length + kb.length + mid.length + n.ruleTailBytes.length;
+          const tail = n.ruleTailBytes;
+          if (headStart < 0) {
+            // UTF-8 takes at most 3 bytes per UTF-16 unit
+            this.reserve(3 * text!.length + kb.length + tail.length);
+            headStart = this.size;
+            this.size += this.buf.write(text!.slice(0, k[0]), this.size);
+            headEnd = this.size;
+            this.buf.set(kb, this.size);
+            this.size += kb.length;
+            midStart = this.size;
+            this.size += this.buf.write(text!.slice(k[1], text!.length - 1), this.size);
+            midEnd = this.size;
+          } else {
+            this.reserve(headEnd - headStart + kb.length + midEnd - midStart + tail.length);
+            this.size += this.buf.copy(this.buf, this.size, headStart, headEnd);
+            this.buf.set(kb, this.size);
+            this.size += kb.length;
+            this.size += this.buf.copy(this.buf, this.size, midStart, midEnd);
+          }
+          this.buf.set(tail, this.size);
+          this.size += tail.length;
           this.endLine();
         }
       }
@@ -300,21 +338,15 @@ export class LineBytesBuilder {
     const lines: string[] = [];
     assembleLines(lp, nodes, lines);
     for (const l of lines) {
-      const b = utf8.encode(l + '\n');
-      this.chunks.push(b);
-      this.size += b.length;
+      this.reserve(3 * l.length + 1);
+      this.size += this.buf.write(l, this.size);
+      this.buf[this.size++] = 10;
       this.endLine();
     }
   }
 
   finish(): LineBytes {
-    const bytes = new Uint8Array(this.size);
-    let off = 0;
-    for (const c of this.chunks) {
-      bytes.set(c, off);
-      off += c.length;
-    }
-    this.chunks = [];
+    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.size);
     return { bytes, cuts: this.cuts, count: this.count };
   }
 }

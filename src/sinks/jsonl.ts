@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, recycleBatch, type Batch, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { toJsonLines, DELIVERED, type DeliveredHook } from './serialize.js';
 
@@ -96,6 +96,7 @@ export class JsonlSink extends Writable {
     }
     this.ctx.counters.out += batch.length;
     (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name);
+    recycleBatch(batch);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { BATCH_HWM, type Batch, type StageContext } from '../stage.js';
+import { BATCH_HWM, recycleBatch, type Batch, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { toJsonLines, DELIVERED, type DeliveredHook } from './serialize.js';
 
@@ -19,6 +19,7 @@ export class StdioSink extends Writable {
       if (err) return cb(new SkafeError('SKAFE_OUTPUT_WRITE', `writing ${this.label} failed: ${err.message}`, { cause: err }));
       this.ctx.counters.out += batch.length;
       (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name);
+      recycleBatch(batch);
       cb();
     };
     // The write callback fires once the data is handed to the OS: that is our flush.

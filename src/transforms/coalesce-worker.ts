@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { interpret } from '../audit/interpret.js';
 import { unpackEvents } from './event-packing.js';
+import { encodeLines } from '../buffer-pool.js';
 export { packEvents, unpackEvents } from './event-packing.js';
 
 export interface WorkerRequest {
@@ -12,16 +13,18 @@ export interface WorkerRequest {
   flat: Array<string | number>;
   /** Reply with the JSON-lines bytes of the whole batch instead of one string per event. */
   bytes: boolean;
+  /** With bytes: a buffer to write them into (src/buffer-pool.ts). */
+  spare?: ArrayBuffer;
 }
 export interface WorkerReply {
   seq: number;
   count: number;
   lines?: string[];
   bytes?: Uint8Array;
+  /** The request's spare buffer, when the bytes did not fit in it. */
+  spare?: ArrayBuffer;
   problems: Array<[id: string, message: string]>;
 }
-
-const encoder = new TextEncoder();
 
 if (parentPort) {
   const port = parentPort;
@@ -35,8 +38,11 @@ if (parentPort) {
     }
     if (m.bytes) {
       // Encoding here and transferring the buffer keeps the main thread to reading and writing.
-      const bytes = encoder.encode(lines.join('\n') + '\n');
-      port.postMessage({ seq: m.seq, count: lines.length, bytes, problems } satisfies WorkerReply, [bytes.buffer as ArrayBuffer]);
+      const bytes = encodeLines(lines, m.spare);
+      const reply: WorkerReply = { seq: m.seq, count: lines.length, bytes, problems };
+      const transfer = [bytes.buffer as ArrayBuffer];
+      if (m.spare !== undefined && m.spare !== bytes.buffer) transfer.push((reply.spare = m.spare));
+      port.postMessage(reply, transfer);
     } else {
       port.postMessage({ seq: m.seq, count: lines.length, lines, problems } satisfies WorkerReply);
     }

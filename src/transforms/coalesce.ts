@@ -1,8 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, markEncodedBytes, type Batch, type StageContext } from '../stage.js';
-import { packEvents, type WorkerReply } from './coalesce-worker.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, markEncodedBytes, setBufferOwner, setRecycle, type Batch, type StageContext } from '../stage.js';
+import { packEvents, type WorkerReply, type WorkerRequest } from './coalesce-worker.js';
+import { takeBuffer, giveBuffer } from '../buffer-pool.js';
 import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
 import { interpret } from '../audit/interpret.js';
 import type { AuditEvent } from '../audit/event.js';
@@ -79,7 +80,8 @@ class EncoderPool {
   send(events: AuditRecord[][], cursor: Cursor | undefined): void {
     const seq = this.seq++;
     this.cursors.set(seq, cursor);
-    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events), bytes: this.bytes });
+    const spare = this.bytes ? takeBuffer() : undefined;
+    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events), bytes: this.bytes, spare } satisfies WorkerRequest, spare ? [spare] : []);
     this.next = (this.next + 1) % this.workers.length;
   }
 
@@ -163,7 +165,14 @@ export class Coalescer extends Transform {
             this.onProblem(message);
           }
           ctx.counters.out += reply.count;
-          const b = reply.bytes ? markEncodedBytes(reply.bytes, reply.count) : markEncoded(reply.lines!);
+          if (reply.spare) giveBuffer(reply.spare);
+          const bytes = reply.bytes;
+          const b = bytes ? markEncodedBytes(bytes, reply.count) : markEncoded(reply.lines!);
+          if (bytes) {
+            // the reply's buffer is this batch's alone; once written it carries the next reply
+            setBufferOwner(b);
+            setRecycle(b, () => giveBuffer(bytes.buffer as ArrayBuffer));
+          }
           if (cursor) setCursor(b, cursor);
           this.push(b);
         },

@@ -1,7 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, carryMarks, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, carryMarks, isBufferOwner, setBufferOwner, setRecycle, type Batch, type StageContext } from '../stage.js';
 import { RuleEngine } from '../rules/engine.js';
+import { giveBuffer } from '../buffer-pool.js';
 import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
 import { getRelease, setRelease } from '../link/services.js';
@@ -91,9 +92,13 @@ export class RulesTransform extends Transform {
     // JSON-lines bytes in (from coalesce's workers): straight on to a match worker when bytes
     // also go out; otherwise this thread needs the events' text.
     const input = encodedBytes(batch);
-    if (input !== undefined && !this.bytesOutput) batch = carryMarks(batch, decodeEncodedBytes(batch));
+    if (input !== undefined && !this.bytesOutput) {
+      const owner = isBufferOwner(batch);
+      batch = carryMarks(batch, decodeEncodedBytes(batch));
+      if (owner && input.byteOffset === 0) giveBuffer(input.buffer as ArrayBuffer);
+    }
     const encoded = isEncoded(batch);
-    const run = input !== undefined && this.bytesOutput ? { input, lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
+    const run = input !== undefined && this.bytesOutput ? { input, inputOwner: isBufferOwner(batch), lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
     const p = this.engine.run(input !== undefined && this.bytesOutput ? [] : batch, run).then((r) => {
       this.ctx.counters.add('matched', r.matched);
       let pieces: Batch[];
@@ -107,6 +112,11 @@ export class RulesTransform extends Transform {
         }
         const rest = r.count - r.cuts.length * MAX_BATCH;
         if (rest > 0) pieces.push(markEncodedBytes(r.bytes.subarray(from), rest));
+        if (pieces.length === 1) setBufferOwner(pieces[0]!);
+        // The buffer is free again once every piece is written.
+        let unwritten = pieces.length;
+        const buffer = r.bytes.buffer as ArrayBuffer;
+        for (const piece of pieces) setRecycle(piece, () => --unwritten === 0 && giveBuffer(buffer));
       } else if ('plan' in r) {
         const lines: string[] = [];
         assembleLines(r, r.gen.out, lines, batch);

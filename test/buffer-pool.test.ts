@@ -1,0 +1,66 @@
+// Output buffers are reused (src/buffer-pool.ts): written line by line into a
+// spare buffer or a new one with room, byte-identical to encoding the joined
+// text; split back line by line; the pool stays bounded; and a replay through
+// coalesce's workers into jsonl hands its buffers back for the next batches.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeLines, giveBuffer, takeBuffer, pooledBuffers, roomFor } from '../src/buffer-pool.js';
+import { splitJsonLines } from '../src/stage.js';
+import { buildPipeline } from '../src/pipeline.js';
+import { fixtures } from './helpers/env.js';
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+const LINES = [
+  '{"a":"plain"}',
+  '{"b":"é ü 😀 \u2028 中文"}',
+  '{"c":"lone \ud800 surrogate"}',
+  '',
+  'x'.repeat(70000),
+  '"' + '😀'.repeat(30000) + '"',
+];
+
+t.test('encodeLines writes exactly what encoding the joined text gives, in any buffer', async (t) => {
+  const want = Buffer.from(LINES.join('\n') + '\n');
+  for (const [label, spare] of [
+    ['no spare', undefined],
+    ['a spare too small', new ArrayBuffer(1000)],
+    ['a spare big enough for the chars, not the bytes', new ArrayBuffer(LINES.reduce((n, l) => n + l.length + 1, 0))],
+    ['a roomy spare', roomFor(want.length * 2)],
+  ] as const) {
+    const got = encodeLines(LINES, spare);
+    t.equal(got.byteOffset, 0, `${label}: a view from the start of its buffer`);
+    t.ok(Buffer.from(got).equals(want), `${label}: the same bytes`);
+  }
+  t.same(splitJsonLines(encodeLines(LINES, undefined)), LINES.map((l) => Buffer.from(l).toString()), 'split back, line by line');
+  t.same(splitJsonLines(new Uint8Array(0)), [], 'nothing: no lines');
+  t.same(splitJsonLines(Buffer.from('a\nb')), ['a', 'b'], 'a last line without its newline still counts');
+});
+
+t.test('the pool keeps only buffers worth keeping, and only a few', async (t) => {
+  while (takeBuffer() !== undefined);
+  giveBuffer(new ArrayBuffer(100));
+  t.equal(pooledBuffers(), 0, 'a small buffer is not kept');
+  const b = roomFor(100000);
+  structuredClone(b, { transfer: [b] }); // detached: length 0
+  giveBuffer(b);
+  t.equal(pooledBuffers(), 0, 'a transferred (detached) buffer is not kept');
+  for (let i = 0; i < 50; i++) giveBuffer(roomFor(100000));
+  t.ok(pooledBuffers() > 0 && pooledBuffers() <= 8, `bounded (${pooledBuffers()})`);
+  while (takeBuffer() !== undefined);
+});
+
+t.test('file → coalesce (workers) → jsonl: the written batches come back to the pool', async (t) => {
+  while (takeBuffer() !== undefined);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-pool-'));
+  const out = path.join(dir, 'events.jsonl');
+  const p = await buildPipeline({ stages: [{ use: 'file', path: fixtures('dev-1', 'audit.log') }, { use: 'coalesce', workers: 2 }, { use: 'jsonl', path: out }] }, { log: quiet });
+  await p.run();
+  const lines = fs.readFileSync(out, 'utf8').trim().split('\n');
+  t.equal(lines.length, 496, 'every event written');
+  t.ok(pooledBuffers() > 0, `buffers handed back (${pooledBuffers()})`);
+  while (takeBuffer() !== undefined);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
