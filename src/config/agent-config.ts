@@ -11,12 +11,13 @@ import type { PipelineDefinition } from '../pipeline.js';
 // original: server, port, tls, tlscert, tlskey, tlscac (also tlsca), log
 // new:      source (stdin | netlink | /path/to/audit.log), follow (for a path), name, servers (failover list),
 //           spooldir, spool_max_bytes, spool_max_age, spool_when_full,
-//           throttle_rate, throttle_burst, heartbeat, idle_timeout, backoff_max
+//           throttle_rate, throttle_burst, heartbeat, idle_timeout, backoff_max,
+//           fetch, fetch_allow, fetch_max_bytes (what skafe.fetchFile may take from this host)
 
 export const AGENT_KEYS = [
   'server', 'servers', 'port', 'tls', 'tlscert', 'tlskey', 'tlscac', 'tlsca', 'log', 'source', 'name',
   'spooldir', 'spool_max_bytes', 'spool_max_age', 'spool_when_full', 'throttle_rate', 'throttle_burst',
-  'heartbeat', 'idle_timeout', 'backoff_max', 'status_events', 'follow',
+  'heartbeat', 'idle_timeout', 'backoff_max', 'status_events', 'follow', 'fetch', 'fetch_allow', 'fetch_max_bytes',
 ] as const;
 
 export interface AgentSettings {
@@ -70,6 +71,19 @@ export function agentDefinition(text: string, file: string, base: PipelineDefini
   if (get('heartbeat')) link.heartbeat = seconds(file, get('heartbeat')!);
   if (get('idle_timeout')) link.idle_timeout = seconds(file, get('idle_timeout')!);
   if (get('backoff_max')) link.backoff_max = seconds(file, get('backoff_max')!);
+  if (get('fetch')) link.fetch = bool(file, get('fetch')!);
+  const allow = get('fetch_allow');
+  if (allow) {
+    const paths = allow.value.split(/[,\s]+/).filter(Boolean);
+    const bad = paths.find((p) => !path.isAbsolute(p));
+    if (bad !== undefined) throw iniError(file, allow, `"${bad}" is not an absolute path`);
+    link.fetch_allow = paths;
+  }
+  if (get('fetch_max_bytes')) {
+    const n = bytes(file, get('fetch_max_bytes')!);
+    if (n > 15 * 1024 * 1024) throw iniError(file, get('fetch_max_bytes')!, 'at most 15M (the link carries a file in one frame of at most 16 MiB)');
+    link.fetch_max_bytes = n;
+  }
 
   // spool
   const spool = stage('spool');

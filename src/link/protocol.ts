@@ -10,6 +10,8 @@ import { encodeFrame, type Frame } from './frame.js';
 //   server → agent  ACK     u48 highest durable offset, u32 credits granted back
 //   either          PING    empty; any frame counts as life for the idle timeout
 //   server → agent  REFUSE  {reason}, then the server closes
+//   server → agent  FETCH   {rid, path}   a script rule's skafe.fetchFile(path)
+//   agent → server  FILE    u32 rid, u8 1, the file's bytes | u32 rid, u8 0, the reason (UTF-8)
 
 export const PROTOCOL_VERSION = 1;
 
@@ -20,6 +22,8 @@ export const MsgType = {
   ACK: 4,
   PING: 5,
   REFUSE: 6,
+  FETCH: 7,
+  FILE: 8,
 } as const;
 
 export interface Hello {
@@ -90,3 +94,32 @@ export function decodeAck(f: Frame): AckMsg {
 }
 
 export const PING = encodeFrame(MsgType.PING);
+
+export interface FetchMsg {
+  rid: number;
+  path: string;
+}
+
+export function decodeFetch(f: Frame): FetchMsg {
+  const m = decodeJson<FetchMsg>(f, 'FETCH');
+  if (!Number.isSafeInteger(m?.rid) || typeof m.path !== 'string') throw new SkafeError('SKAFE_PROTOCOL', 'FETCH lacks rid or path');
+  return m;
+}
+
+export type FileMsg = { rid: number; ok: true; data: Buffer } | { rid: number; ok: false; error: string };
+
+export function encodeFile(m: FileMsg): Buffer {
+  const body = m.ok ? m.data : Buffer.from(m.error);
+  const p = Buffer.allocUnsafe(5 + body.length);
+  p.writeUInt32BE(m.rid, 0);
+  p.writeUInt8(m.ok ? 1 : 0, 4);
+  body.copy(p, 5);
+  return encodeFrame(MsgType.FILE, p);
+}
+
+export function decodeFile(f: Frame): FileMsg {
+  if (f.payload.length < 5) throw new SkafeError('SKAFE_PROTOCOL', 'short FILE frame');
+  const rid = f.payload.readUInt32BE(0);
+  const body = f.payload.subarray(5);
+  return f.payload[4] === 1 ? { rid, ok: true, data: body } : { rid, ok: false, error: body.toString('utf8') };
+}

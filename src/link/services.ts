@@ -9,6 +9,11 @@ export interface SpoolService {
   ack(offset: number): void;
   /** Offset of the next event to be written. */
   nextOffset(): number;
+  /**
+   * True when an event this agent spooled recently had this process.executable:
+   * the link serves such a file to the server's skafe.fetchFile by default.
+   */
+  reportedExecutable(path: string): boolean;
 }
 export const SPOOL_SERVICE = 'spool';
 

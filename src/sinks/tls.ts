@@ -5,7 +5,10 @@ import os from 'node:os';
 import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { FrameDecoder, DEFAULT_MAX_FRAME } from '../link/frame.js';
-import { MsgType, PROTOCOL_VERSION, PING, encodeJson, decodeJson, encodeBatch, decodeAck, type Welcome } from '../link/protocol.js';
+import { MsgType, PROTOCOL_VERSION, PING, encodeJson, decodeJson, encodeBatch, decodeAck, decodeFetch, encodeFile, type Welcome, type FetchMsg, type FileMsg } from '../link/protocol.js';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { Backoff } from '../link/backoff.js';
 import { readPem, requirePem } from '../link/tls-files.js';
 import { SPOOL_SERVICE, type SpoolService, type SpooledBatch } from '../link/services.js';
@@ -34,7 +37,18 @@ export interface TlsSinkOptions {
   backoff_initial?: number;
   backoff_max?: number;
   max_frame?: number;
+  /** Serve the server's skafe.fetchFile requests at all (default true). */
+  fetch?: boolean;
+  /**
+   * Paths served besides the default (the executables of events this agent
+   * reported): an absolute path, or a directory ending in "/" for everything under it.
+   */
+  fetch_allow?: string[];
+  /** Largest file served (default 8 MiB; the server's frame cap is 16 MiB). */
+  fetch_max_bytes?: number;
 }
+
+const DEFAULT_FETCH_MAX = 8 * 1024 * 1024;
 
 interface Target {
   host: string;
@@ -133,6 +147,7 @@ export class TlsLink extends Writable {
             const a = decodeAck(f);
             this.onAck(a.acked, a.credits);
           }
+          else if (f.type === MsgType.FETCH) void this.serveFetch(sock, decodeFetch(f));
           else if (f.type === MsgType.REFUSE) this.drop(`server ${where} refused: ${decodeJson<{ reason: string }>(f, 'REFUSE').reason}`);
           else if (f.type !== MsgType.PING) throw new SkafeError('SKAFE_PROTOCOL', `unexpected frame type ${f.type}`);
         }
@@ -148,6 +163,50 @@ export class TlsLink extends Writable {
       clearTimeout(timer);
       if (this.sock === sock) this.drop(`${where} closed the connection`);
     });
+  }
+
+  /**
+   * A server's skafe.fetchFile: the file's bytes, if this agent's policy
+   * allows the path. By default only the executable of an event this agent
+   * reported (the spool remembers them), plus `fetch_allow`; only regular
+   * files (a symlink at the path is refused), at most fetch_max_bytes.
+   */
+  private async serveFetch(sock: net.Socket, m: FetchMsg): Promise<void> {
+    const p = m.path;
+    let reply: FileMsg;
+    try {
+      if (this.opts.fetch === false) throw new Error('this agent serves no files (fetch = false)');
+      if (!path.isAbsolute(p) || p.includes('\0') || path.normalize(p) !== p) throw new Error(`not an absolute, normalized path: ${JSON.stringify(p)}`);
+      const allow = this.opts.fetch_allow ?? [];
+      const allowed = allow.some((a) => (a.endsWith('/') ? p.startsWith(a) : p === a)) || this.spool?.reportedExecutable(p) === true;
+      if (!allowed) throw new Error(`${p} is not allowed: this agent serves only the executables of events it reported${allow.length ? ' and its fetch_allow paths' : ''}`);
+      const max = this.opts.fetch_max_bytes ?? DEFAULT_FETCH_MAX;
+      const fh = await fsp.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) throw new Error(`${p} is not a regular file`);
+        if (st.size > max) throw new Error(`${p} is ${st.size} bytes, over this agent's fetch_max_bytes (${max})`);
+        const data = Buffer.alloc(st.size);
+        let off = 0;
+        while (off < data.length) {
+          const { bytesRead } = await fh.read(data, off, data.length - off, off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
+        reply = { rid: m.rid, ok: true, data: data.subarray(0, off) };
+      } finally {
+        await fh.close();
+      }
+      this.ctx.counters.add('filesServed');
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ELOOP' ? `${p} is a symbolic link` : err.message;
+      reply = { rid: m.rid, ok: false, error: why };
+      this.ctx.counters.add('fetchesRefused');
+      if (this.ctx.counters.firstReport('fetch:' + (err.code ?? why.replace(/^\S+ /, '')))) this.ctx.log.warn(`refused the server's request for a file: ${why}`);
+    }
+    // Only on the connection that asked: a request id means nothing on the next one.
+    if (this.sock === sock && this.ready) sock.write(encodeFile(reply));
   }
 
   private onWelcome(w: Welcome, where: string): void {
@@ -266,6 +325,9 @@ export default defineStage<TlsSinkOptions>({
       backoff_initial: { type: 'number', exclusiveMinimum: 0 },
       backoff_max: { type: 'number', exclusiveMinimum: 0 },
       max_frame: { type: 'integer', minimum: 1024 },
+      fetch: { type: 'boolean' },
+      fetch_allow: { type: 'array', items: { type: 'string', pattern: '^/' } },
+      fetch_max_bytes: { type: 'integer', minimum: 0, maximum: 15 * 1024 * 1024 },
     },
     required: ['servers'],
     additionalProperties: false,

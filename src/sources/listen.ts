@@ -4,7 +4,8 @@ import tls from 'node:tls';
 import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { FrameDecoder, DEFAULT_MAX_FRAME } from '../link/frame.js';
-import { MsgType, PROTOCOL_VERSION, PING, encodeJson, encodeAck, decodeHello, decodeBatch } from '../link/protocol.js';
+import { MsgType, PROTOCOL_VERSION, PING, encodeJson, encodeAck, decodeHello, decodeBatch, decodeFile, type FileMsg } from '../link/protocol.js';
+import { createHash } from 'node:crypto';
 import { readPem, requirePem } from '../link/tls-files.js';
 import { statusEvent } from '../link/status.js';
 import { QUEUE_SERVICE, type Delivery, type QueueService } from '../link/services.js';
@@ -32,8 +33,21 @@ export interface ListenOptions {
   status_events?: boolean;
 }
 
+interface PendingFetch {
+  path: string;
+  resolve(r: { bytes: Uint8Array; sha256: string }): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+// A script's skafe.fetchFile waits this long for the agent, and an agent has at most this many outstanding.
+const FETCH_TIMEOUT_MS = 30_000;
+const MAX_FETCHES_PER_AGENT = 64;
+
 class AgentConn {
   agent = '';
+  /** skafe.fetchFile requests sent to this agent and not yet answered, by request id. */
+  readonly fetches = new Map<number, PendingFetch>();
   spool = '';
   owed = 0;
   /** Credits granted and not yet used: a batch beyond them breaks the protocol. */
@@ -182,6 +196,14 @@ export class ListenSource extends Readable {
           chain = chain.then(() => this.welcome(c));
           continue;
         }
+        if (f.type === MsgType.FILE) {
+          try {
+            this.fileArrived(c, decodeFile(f));
+          } catch (e) {
+            return this.close(c, (e as Error).message, true);
+          }
+          continue;
+        }
         if (f.type !== MsgType.BATCH) return this.close(c, `unexpected frame type ${f.type}`, true);
         let b;
         try {
@@ -222,10 +244,60 @@ export class ListenSource extends Readable {
     if (!this.push([d])) this.paused = true;
   }
 
+  private nextRid = 1;
+
+  /**
+   * skafe.fetchFile for a script rule (registered as the `fetchFile` service):
+   * asks the agent that sent `event` (its agent.name and agent.id, set by the
+   * queue) for the file over the agent's link. The agent decides what it
+   * serves; the sha256 is computed here, over what arrived.
+   */
+  fetchFile(req: { path: string; event: unknown }): Promise<{ bytes: Uint8Array; sha256: string }> {
+    const agent = (req.event as { agent?: { name?: unknown; id?: unknown } } | null)?.agent;
+    const name = agent?.name;
+    if (typeof name !== 'string') return Promise.reject(new Error('fetchFile: the event names no agent (agent.name): it did not come over an agent link'));
+    let c = typeof agent?.id === 'string' ? this.bySpool.get(name + '\0' + agent.id) : undefined;
+    if (!c) for (const x of this.bySpool.values()) if (x.agent === name && !x.closed) c = x;
+    if (!c || c.closed) return Promise.reject(new Error(`fetchFile: agent ${name} is not connected`));
+    if (c.fetches.size >= MAX_FETCHES_PER_AGENT) return Promise.reject(new Error(`fetchFile: ${MAX_FETCHES_PER_AGENT} requests to agent ${name} already waiting`));
+    const conn = c;
+    const rid = this.nextRid;
+    this.nextRid = (this.nextRid % 0xffffffff) + 1;
+    this.ctx.counters.add('fetches');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        conn.fetches.delete(rid);
+        reject(new Error(`fetchFile: agent ${name} did not answer for ${req.path} within ${FETCH_TIMEOUT_MS / 1000}s`));
+      }, FETCH_TIMEOUT_MS);
+      conn.fetches.set(rid, { path: req.path, resolve, reject, timer });
+      conn.sock.write(encodeJson(MsgType.FETCH, { rid, path: req.path }));
+    });
+  }
+
+  private fileArrived(c: AgentConn, m: FileMsg): void {
+    const p = c.fetches.get(m.rid);
+    if (!p) return; // answered after its timeout
+    c.fetches.delete(m.rid);
+    clearTimeout(p.timer);
+    if (!m.ok) {
+      this.ctx.counters.add('fetchesRefused');
+      p.reject(new Error(`fetchFile: agent ${c.agent} would not send ${p.path}: ${m.error}`));
+      return;
+    }
+    // a copy: the frame's bytes may share the connection's read buffer
+    const bytes = Buffer.from(m.data);
+    p.resolve({ bytes, sha256: createHash('sha256').update(bytes).digest('hex') });
+  }
+
   private close(c: AgentConn, reason: string, refuse = false): void {
     if (c.closed) return;
     c.closed = true;
     this.conns.delete(c);
+    for (const [rid, p] of c.fetches) {
+      c.fetches.delete(rid);
+      clearTimeout(p.timer);
+      p.reject(new Error(`fetchFile: agent ${c.agent} disconnected before sending ${p.path} (${reason})`));
+    }
     if (refuse) {
       this.ctx.log.warn(`refused ${c.agent || c.peer}: ${reason}`, { code: 'SKAFE_PROTOCOL' });
       c.sock.end(encodeJson(MsgType.REFUSE, { reason }));
@@ -293,6 +365,7 @@ export default defineStage<ListenOptions>({
     const s = new ListenSource(options, ctx);
     await s.start();
     ctx.services.set('listen', s);
+    ctx.services.set('fetchFile', (req: { path: string; event: unknown }) => s.fetchFile(req));
     return s;
   },
 });

@@ -177,6 +177,23 @@ export class Spool extends Duplex implements SpoolService {
     return v ? JSON.parse(v.toString()) : undefined;
   }
 
+  // Executables of recently spooled events, least recently seen first (Map order):
+  // what the link may serve to skafe.fetchFile. Bounded.
+  private readonly executables = new Map<string, true>();
+
+  private noteExecutable(exe: string): void {
+    if (this.executables.delete(exe) || this.executables.size < MAX_EXECUTABLES) {
+      this.executables.set(exe, true);
+      return;
+    }
+    this.executables.delete(this.executables.keys().next().value as string);
+    this.executables.set(exe, true);
+  }
+
+  reportedExecutable(path: string): boolean {
+    return this.executables.has(path);
+  }
+
   // ---- write side: group commit ----
 
   override _writev(chunks: Array<{ chunk: unknown[] }>, cb: (e?: Error | null) => void): void {
@@ -209,6 +226,10 @@ export class Spool extends Duplex implements SpoolService {
     const added: Entry[] = [];
     const values: Buffer[] = [];
     const time = Date.now();
+    for (const ev of events) {
+      const exe = (ev as { process?: { executable?: unknown } } | null)?.process?.executable;
+      if (typeof exe === 'string') this.noteExecutable(exe);
+    }
     for (let i = 0; i < events.length; i += 512) {
       const slice = events.slice(i, i + 512);
       const packed = await packEvents(slice);
@@ -449,6 +470,9 @@ export class Spool extends Duplex implements SpoolService {
 }
 
 class CorruptSpool extends Error {}
+
+// Distinct executables remembered for skafe.fetchFile (see noteExecutable).
+const MAX_EXECUTABLES = 4096;
 
 /** How many recent event ids resumable input remembers (the re-read stretch after a restart). */
 const RECENT_IDS = 2048;

@@ -52,6 +52,10 @@ t.test('agent: original keys, new keys, and -config / -conf / --config', async (
   const link = plain.stages.find((s: { use: string }) => s.use === 'tls');
   t.equal(link.tls, false, 'plaintext only when asked');
   t.notOk('cert' in link);
+  const fetch = printed('agent', '-config', write('agent4.conf', 'server = a\nfetch_allow = /opt/tools/, /usr/local/bin/x\nfetch_max_bytes = 2M\n'));
+  const fl = fetch.stages.find((s: { use: string }) => s.use === 'tls');
+  t.same([fl.fetch_allow, fl.fetch_max_bytes], [['/opt/tools/', '/usr/local/bin/x'], 2 * 1024 ** 2], 'fetch_allow and fetch_max_bytes for skafe.fetchFile');
+  t.equal(printed('agent', '-config', write('agent5.conf', 'server = a\nfetch = false\n')).stages.find((s: { use: string }) => s.use === 'tls').fetch, false, 'fetch = false');
 });
 
 t.test('server: original keys, eventlog, queuedir, defaults', async (t) => {
@@ -90,6 +94,8 @@ t.test('bad values name the file and line', async (t) => {
     ['server = a\nbogus = 1\n', /agent-bad\.conf:2: bogus: unknown key/],
     ['port = 1\n', /missing required key "server"/],
     ['server = a\ntls = maybe\n', /agent-bad\.conf:2: tls: expected true or false/],
+    ['server = a\nfetch_allow = /ok, tools/\n', /agent-bad\.conf:2: fetch_allow: "tools\/" is not an absolute path/],
+    ['server = a\n\nfetch_max_bytes = 1G\n', /agent-bad\.conf:3: fetch_max_bytes: at most 15M/],
   ] as const) {
     const r = spawnSync(process.execPath, [skafeBin, 'agent', '-config', write('agent-bad.conf', text), '--print-definition'], { encoding: 'utf8' });
     t.equal(r.status, 2, 'exit 2');
