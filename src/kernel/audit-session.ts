@@ -99,7 +99,7 @@ export class AuditSession {
   before!: AuditStatus;
   private registered = false;
   private added: CompiledRule[] = [];
-  /** Rules the kernel had before a -D in our rules file removed them; put back on exit. */
+  /** Rules the kernel had before a -D, -d or -W in our rules file removed them; put back on exit. */
   private displaced: Buffer[] = [];
   private changed: AuditStatusChange = {};
   private restored = false;
@@ -149,7 +149,11 @@ export class AuditSession {
       this.displaced = await this.control.listRules();
       for (const r of this.displaced) await this.control.deleteRule(r);
     }
-    if (rules) this.added = (await loadRules(this.control, rules)).added;
+    if (rules) {
+      const loaded = await loadRules(this.control, rules);
+      this.added = loaded.added;
+      this.displaced.push(...loaded.deleted);
+    }
 
     const want: AuditStatusChange = {};
     const c = rules?.controls;

@@ -126,6 +126,11 @@ export class TlsLink extends Writable {
     // Handlers act only while this socket is the current one: a late event from a
     // dropped socket must not drop its successor.
     const timer = setTimeout(() => this.sock === sock && this.drop(`no welcome from ${where} within ${handshakeMs / 1000}s (handshake timeout)`), handshakeMs);
+    // A host that drops SYNs would otherwise hold the agent for the kernel's own connect timeout (minutes).
+    const connectMs = (this.opts.connect_timeout ?? 10) * 1000;
+    const connectTimer = setTimeout(() => this.sock === sock && this.drop(`no TCP connection to ${where} within ${connectMs / 1000}s (connect timeout)`), connectMs);
+    sock.once('connect', () => clearTimeout(connectTimer));
+    sock.once('close', () => clearTimeout(connectTimer));
     const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
     const hello = () => {
       const spool = this.spool;

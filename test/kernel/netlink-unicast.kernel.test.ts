@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -161,6 +161,38 @@ if (need(t as never, 'kernel-audit')) {
   });
 
   t.teardown(release);
+
+  t.test("-d and -W lines that remove the machine's own rules: they are put back on exit", async (t) => {
+    const watched = path.join(dir, 'pre-watch');
+    fs.writeFileSync(watched, '');
+    const theirs = ['-a', 'always,exit', '-F', 'arch=b64', '-S', 'unlinkat', '-k', 'skafe-preexisting'];
+    const theirWatch = ['-w', watched, '-p', 'w', '-k', 'skafe-prewatch'];
+    execFileSync('auditctl', theirs);
+    execFileSync('auditctl', theirWatch);
+    const machine = auditRules();
+    t.teardown(() => {
+      // whatever happened, leave the machine as the test found it
+      for (const r of [theirs, theirWatch]) spawnSync('auditctl', [r[0] === '-a' ? '-d' : '-W', ...r.slice(1)]);
+    });
+    const { compileRules } = await import('../../src/audit/rules/compile.js');
+    const rules = compileRules(
+      [
+        '-d always,exit -F arch=b64 -S unlinkat -k skafe-preexisting',
+        `-W ${watched} -p w -k skafe-prewatch`,
+        // one of our own, then removed again by the file itself: nothing to put back for it
+        '-a always,exit -F arch=b64 -S execve -k skafe-mine',
+        '-d always,exit -F arch=b64 -S execve -k skafe-mine',
+        '-a always,exit -F arch=b64 -S openat -k skafe-kept',
+      ].join('\n') + '\n',
+      'remove.rules',
+    );
+    const session = await AuditSession.open({ mode: 'multicast', rules, onRecords() {}, onError() {} });
+    const during = auditRules().join('\n');
+    t.notMatch(during, /skafe-preexisting|skafe-prewatch|skafe-mine/, 'while running: the removed rules are gone');
+    t.match(during, /skafe-kept/, "while running: the file's own rule is in");
+    await session.restore();
+    t.same(auditRules(), machine, "after: exactly the machine's rules, its removed ones back");
+  });
 
   t.test('a bad rules file loads nothing and names the line', async (t) => {
     fs.writeFileSync(path.join(dir, 'bad.rules'), '-a always,exit -F arch=b64 -S execve -k ok\n-a always,exit -F arch=b64 -S nosuchcall -k bad\n');
