@@ -109,3 +109,70 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
   }
   t.same(new Set(lines.map((l) => l.split('|')[0])), new Set(['imuxsock', 'imtcp', 'imudp']));
 });
+
+t.test('syslog sink → real rsyslogd over TLS (RFC 5425), the server checking our client certificate', async (t) => {
+  if (!need(t as never, { tool: 'rsyslogd' }) || !need(t as never, { tool: 'openssl' })) return;
+  const gtls = ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', '/usr/lib/rsyslog/lmnsd_gtls.so'].some((f) => fs.existsSync(f));
+  if (!gtls) {
+    // rsyslog-gnutls is installed by test/setup-system.sh; under CI a skip is a failure
+    if (process.env.CI === 'true') t.fail('rsyslog-gnutls (lmnsd_gtls.so) is not installed');
+    else (t as unknown as { skip(m: string): void }).skip('rsyslog-gnutls (lmnsd_gtls.so) is not installed');
+    return;
+  }
+  const { makeCerts } = await import('../helpers/certs.js');
+  const certs = makeCerts();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-syslog-tls-'));
+  t.teardown(() => {
+    fs.rmSync(certs.dir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const port = await freePort();
+  const out = path.join(dir, 'out.log');
+  fs.writeFileSync(
+    path.join(dir, 'rsyslog.conf'),
+    `global(workDirectory="${dir}" maxMessageSize="64k"
+  DefaultNetstreamDriverCAFile="${certs.ca}" DefaultNetstreamDriverCertFile="${certs.server.cert}" DefaultNetstreamDriverKeyFile="${certs.server.key}")
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")
+input(type="imtcp" port="${port}" address="127.0.0.1")
+template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+*.* action(type="omfile" file="${out}" template="fields")
+`,
+  );
+  const rs = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let rsErr = '';
+  rs.stderr.on('data', (d) => (rsErr += d));
+  t.teardown(() => {
+    rs.kill('SIGTERM');
+  });
+  // Ready when the port accepts.
+  let up = false;
+  for (let i = 0; i < 100 && !up; i++) {
+    up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (!up) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.ok(up, `rsyslogd listening with TLS ${rsErr}`);
+  const items = [1, 2, 3].map((n) => ({
+    '@timestamp': '2024-01-01T00:00:00.000Z',
+    event: { id: `2.0:${n}`, kind: n === 2 ? 'alert' : 'event' },
+    process: { executable: '/usr/bin/tail', args: ['tail', 'a "quoted" \\ arg', 'ünïcödé', 'x'.repeat(3000)] },
+    rule: { name: 'MatchRule.test', ruleset: 'test.rules' },
+  }));
+  const sink = await syslogStage.create(
+    { transport: 'tls', host: '127.0.0.1', port, ca: certs.ca, cert: certs.client.cert, key: certs.client.key, servername: 'localhost', facility: 'local3', appname: 'skafe-test' },
+    ctx(),
+  );
+  await pipeline(Readable.from([items]), sink as NodeJS.WritableStream);
+  const lines = await waitFor(out, items.length);
+  t.equal(lines.length, items.length, `all ${items.length} messages arrived over TLS: ${rsErr}`);
+  for (const line of lines) {
+    const [input, pri, ver, app, msgid, sd, ...rest] = line.split('|');
+    const body = JSON.parse(rest.join('|').trim());
+    const want = items.find((i) => i.event.id === body.event.id);
+    t.same(body, want, 'JSON body intact, a 3 KB argument included');
+    t.same([input, ver, app, msgid, sd], ['imtcp', '1', 'skafe-test', body.event.kind, '[skafe@32473 rule="MatchRule.test"]'], 'RFC 5424 header and structured data');
+    t.equal(Number(pri), 19 * 8 + (body.event.kind === 'alert' ? 4 : 6), 'facility and severity');
+  }
+});
