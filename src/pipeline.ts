@@ -340,11 +340,12 @@ class FanoutAcks {
   }
 
   private delivered(branch: number, batch: Batch, sink: string, position?: unknown): void {
-    const hook = this.parent.get(DELIVERED) as ((b: Batch, s: string, p?: unknown) => void) | undefined;
+    const hook = this.parent.get(DELIVERED) as ((b: Batch, s: string, p?: unknown, written?: number) => void) | undefined;
     if (!hook) return;
     const rel = (batch as { release?: number }).release;
-    // Where each sink's file stands is noted as it goes; the release waits for the slowest branch.
-    hook([], sink, position);
+    // Each branch's progress (where its file stands after which batch) goes on as it comes; the
+    // release waits for the slowest branch.
+    hook([], sink, position, rel);
     if (rel === undefined) return;
     if (rel > this.done[branch]!) this.done[branch] = rel;
     const all = Math.min(...this.done);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { defineStage, BATCH_HWM, recycleBatch, type Batch, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { toJsonLines, DELIVERED, type DeliveredHook } from './serialize.js';
+import type { SinkPosition } from '../link/services.js';
 
 export interface JsonlOptions {
   path: string;
@@ -30,6 +31,8 @@ const schema = {
  */
 export class JsonlSink extends Writable {
   private fh: fs.FileHandle | undefined;
+  /** Where the file ends after our last complete write: what the server queue stores with a release. */
+  private pos: SinkPosition | undefined;
   private reopenWanted = false;
   private readonly onHup = () => {
     this.reopenWanted = true;
@@ -63,6 +66,8 @@ export class JsonlSink extends Writable {
         cause: err,
       });
     }
+    const st = await this.fh.stat();
+    this.pos = { path: this.file, dev: st.dev, ino: st.ino, size: st.size };
   }
 
   override _write(batch: Batch<unknown>, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -95,7 +100,13 @@ export class JsonlSink extends Writable {
       });
     }
     this.ctx.counters.out += batch.length;
-    (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name);
+    let position: SinkPosition | undefined;
+    if (this.pos) {
+      // O_APPEND: our bytes went to the end; counted, not stat'ed (a stat could land inside another writer's write)
+      this.pos.size += data.length;
+      position = { ...this.pos };
+    }
+    (this.ctx.services.get(DELIVERED) as DeliveredHook | undefined)?.(batch, this.ctx.name, position);
     recycleBatch(batch);
   }
 

@@ -39,6 +39,8 @@ export interface QueueOptions {
   sink_files?: string[];
 }
 
+const MAX_UNRELEASED_POSITIONS = 100_000;
+
 const qkey = (seq: number) => 'q' + seq.toString(16).padStart(12, '0');
 const QEND = 'r';
 
@@ -58,6 +60,15 @@ export class Queue extends Duplex implements QueueService, AcksService {
   private releasing = false;
   private releaseWanted = false;
   private positions = new Map<string, SinkPosition>();
+  /**
+   * Per sink file, where it ended after each batch it wrote that is not
+   * released yet, oldest first. A release of seq R sets each file's position
+   * to where that file ended after batch R: with a fan-out to two logs, one is
+   * ahead of the other, and cutting both at their own R keeps each exact.
+   */
+  private readonly unreleasedPositions = new Map<string, Array<{ seq: number; pos: SinkPosition }>>();
+  /** Sink files whose sinks report their own positions (never stat'ed). */
+  private readonly reporting = new Set<string>();
   private sizes = new Map<number, number>();
   private bytes = 0;
   private blocked: (() => void) | null = null;
@@ -100,11 +111,16 @@ export class Queue extends Duplex implements QueueService, AcksService {
     this.ctx.services.set(QUEUE_SERVICE, this);
     // The sinks' end-to-end hook (src/sinks/serialize.ts): called once a batch is written.
     const sinkFiles = (this.opts.sink_files ?? []).map((f) => path.resolve(this.ctx.baseDir, f));
-    this.ctx.services.set(DELIVERED, (batch: unknown[], _sink: string, position?: SinkPosition) => {
-      // A sink reports right after its write for this batch completed and before its next
-      // write starts, so the file's size now is exactly where this batch ends.
-      if (!position) for (const f of sinkFiles) this.notePosition(f);
-      this.flushed(batch, position);
+    this.ctx.services.set(DELIVERED, (batch: unknown[], _sink: string, position?: SinkPosition, written?: number) => {
+      if (position) {
+        this.reporting.add(position.path);
+        this.sinkWrote(position, written ?? getRelease(batch));
+      } else {
+        // A sink that does not say where its file ends: its size now (exact only with one such sink,
+        // which reports right after its write completed and before its next write starts).
+        for (const f of sinkFiles) if (!this.reporting.has(f)) this.notePosition(f);
+      }
+      this.flushed(batch);
     });
     if (this.sizes.size) this.ctx.log.info(`queue resumes with ${this.sizes.size} unreleased batches`);
   }
@@ -346,6 +362,20 @@ export class Queue extends Duplex implements QueueService, AcksService {
     }
   }
 
+  /** A sink wrote batch `seq` (undefined: a piece of one, the rest to come) and its file now ends at `pos`. */
+  private sinkWrote(pos: SinkPosition, seq: number | undefined): void {
+    if (seq === undefined) return;
+    if (seq <= this.released) {
+      this.positions.set(pos.path, pos);
+      return;
+    }
+    let list = this.unreleasedPositions.get(pos.path);
+    if (!list) this.unreleasedPositions.set(pos.path, (list = []));
+    list.push({ seq, pos });
+    // Bounded by the batches between the slowest and the fastest branch; a cap all the same.
+    if (list.length > MAX_UNRELEASED_POSITIONS) list.shift();
+  }
+
   flushed(batch: unknown[], position?: SinkPosition): void {
     let seq = getRelease(batch);
     if (seq === undefined) {
@@ -357,6 +387,9 @@ export class Queue extends Duplex implements QueueService, AcksService {
     if (position) this.positions.set(position.path, position);
     if (seq === undefined || seq <= this.released) return;
     this.released = seq;
+    for (const [file, list] of this.unreleasedPositions) {
+      while (list.length && list[0]!.seq <= seq) this.positions.set(file, list.shift()!.pos);
+    }
     // Sinks report per batch; writing the release every 20 ms is enough (a later release covers earlier ones).
     if (this.releaseTimer || this.releasing) {
       this.releaseWanted = true;

@@ -35,11 +35,12 @@ export interface Rig {
   startAgent(): ChildProcess;
   /** Point the agent at another port (a proxy). */
   setAgentPort(port: number): void;
-  check(): { missing: string[]; duplicates: string[]; split: string[]; unexpected: string[]; total: number };
+  /** Each input event once in `file` (default: the event log)? */
+  check(file?: string): { missing: string[]; duplicates: string[]; split: string[]; unexpected: string[]; total: number };
   logs(): string;
 }
 
-export async function makeRig(name: string, events: number, agentExtra: string[] = []): Promise<Rig> {
+export async function makeRig(name: string, events: number, agentExtra: string[] = [], serverExtra: string[] = []): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `skafe-${name}-`));
   const certs = makeCerts();
   // The certificates go with the rig's directory, which the tests remove.
@@ -59,7 +60,7 @@ export async function makeRig(name: string, events: number, agentExtra: string[]
   const agentConf = path.join(dir, 'agent.conf');
   fs.writeFileSync(
     serverConf,
-    [`port = ${serverPort}`, 'host = 127.0.0.1', `tlscert = ${certs.server.cert}`, `tlskey = ${certs.server.key}`, `tlsca = ${certs.ca}`, 'queuedir = queue', 'eventlog = events.jsonl', 'reverse_dns = off'].join('\n') + '\n',
+    [`port = ${serverPort}`, 'host = 127.0.0.1', `tlscert = ${certs.server.cert}`, `tlskey = ${certs.server.key}`, `tlsca = ${certs.ca}`, 'queuedir = queue', 'eventlog = events.jsonl', 'reverse_dns = off', ...serverExtra].join('\n') + '\n',
   );
   const agentBase = (port: number) =>
     [
@@ -97,8 +98,8 @@ export async function makeRig(name: string, events: number, agentExtra: string[]
     startAgent: () => spawnSkafe(['agent', '--config', agentConf]),
     setAgentPort: (port) => fs.writeFileSync(agentConf, agentBase(port)),
     logs: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
-    check() {
-      const events = readEventLog(eventLog).filter((e) => !isStatusEvent(e));
+    check(file = eventLog) {
+      const events = readEventLog(file).filter((e) => !isStatusEvent(e));
       const got = events.map((e) => String(e.event?.id));
       const want = new Set(ids);
       const seen = new Set<string>();
