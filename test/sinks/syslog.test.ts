@@ -12,7 +12,7 @@ import { need } from '../helpers/env.js';
 
 // A real rsyslogd with a private config: a unix datagram socket (what
 // /dev/log is), a TCP and a UDP listener on loopback, everything written to
-// one file with the RFC 5424 fields separated by `|`.
+// one file with the RFC 5424 fields separated by `|`; and a unix stream socket (imptcp).
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -45,7 +45,7 @@ async function waitFor(file: string, lines: number, ms = 10000): Promise<string[
   }
 }
 
-t.test('syslog sink → real rsyslogd over /dev/log-style socket, TCP and UDP', async (t) => {
+t.test('syslog sink → real rsyslogd over /dev/log-style socket, TCP, UDP and a unix stream socket', async (t) => {
   if (!need(t as never, { tool: 'rsyslogd' }) || !need(t as never, { tool: 'logger' })) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-syslog-'));
   const tcp = await freePort();
@@ -60,6 +60,8 @@ module(load="imtcp")
 input(type="imtcp" port="${tcp}" address="127.0.0.1")
 module(load="imudp")
 input(type="imudp" port="${udp}" address="127.0.0.1")
+module(load="imptcp")
+input(type="imptcp" path="${dir}/stream" unlink="on")
 template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
 *.* action(type="omfile" file="${out}" template="fields")
 `,
@@ -84,6 +86,7 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
     { transport: 'local', path: path.join(dir, 'log') },
     { transport: 'tcp', host: '127.0.0.1', port: tcp },
     { transport: 'udp', host: '127.0.0.1', port: udp },
+    { transport: 'unix', path: path.join(dir, 'stream') },
   ] as const;
   let sent = 0;
   for (const opts of transports) {
@@ -107,7 +110,7 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
     }
     void i;
   }
-  t.same(new Set(lines.map((l) => l.split('|')[0])), new Set(['imuxsock', 'imtcp', 'imudp']));
+  t.same(new Set(lines.map((l) => l.split('|')[0])), new Set(['imuxsock', 'imtcp', 'imudp', 'imptcp']));
 });
 
 t.test('syslog sink → real rsyslogd over TLS (RFC 5425), the server checking our client certificate', async (t) => {
