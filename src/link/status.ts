@@ -9,14 +9,15 @@ export type StatusAction =
   | 'agent-disconnected'
   | 'spool-overflow'
   | 'spool-expired'
-  | 'spool-corrupt';
+  | 'spool-corrupt'
+  | 'event-too-large';
 
 export function statusEvent(action: StatusAction, fields: Record<string, unknown> = {}, message?: string): object {
   return {
     '@timestamp': new Date().toISOString(),
     event: {
       id: `skafe-${action}-${Date.now()}-${randomBytes(4).toString('hex')}`,
-      kind: action.startsWith('spool-') ? 'alert' : 'event',
+      kind: action.startsWith('spool-') || action === 'event-too-large' ? 'alert' : 'event',
       module: 'skafe',
       dataset: 'skafe.agent',
       action,

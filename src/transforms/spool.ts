@@ -35,7 +35,15 @@ export interface SpoolOptions {
    * before any cursor and a restart then re-reads them.
    */
   resumable?: boolean;
+  /**
+   * Largest stored entry (packed bytes). An entry travels as one link frame, and
+   * the server refuses frames over its max_frame (16 MiB): a bigger entry would
+   * be resent forever. Default 15 MiB.
+   */
+  max_entry_bytes?: number;
 }
+
+const DEFAULT_MAX_ENTRY = 15 * 1024 * 1024;
 
 interface Entry {
   first: number;
@@ -194,6 +202,33 @@ export class Spool extends Duplex implements SpoolService {
     return this.executables.has(path);
   }
 
+  /**
+   * Pack `slice` into entries that fit max_entry_bytes: halves until they do. A
+   * single event that does not fit even alone cannot ever be delivered; it is
+   * replaced by an event-too-large alert naming it (counted as lost).
+   */
+  private async packFitting(slice: unknown[], out: Array<[unknown[], Buffer]>): Promise<void> {
+    const max = this.opts.max_entry_bytes ?? DEFAULT_MAX_ENTRY;
+    const packed = await packEvents(slice);
+    if (packed.length <= max) {
+      out.push([slice, packed]);
+      return;
+    }
+    if (slice.length > 1) {
+      const half = slice.length >> 1;
+      await this.packFitting(slice.slice(0, half), out);
+      await this.packFitting(slice.slice(half), out);
+      return;
+    }
+    const id = eventId(slice[0]);
+    this.ctx.counters.add('lost');
+    this.ctx.counters.add('tooLarge');
+    const why = `event ${id ?? '(no id)'} is ${packed.length} bytes packed, over max_entry_bytes ${max}: it cannot cross the link and is replaced by an event-too-large alert`;
+    if (this.ctx.counters.firstReport('too-large')) this.ctx.log.warn(why, { code: 'SKAFE_SPOOL' });
+    const alert = statusEvent('event-too-large', { lost: 1, original: { id, packed_bytes: packed.length }, spool: { id: this.id } }, why);
+    out.push([[alert], await packEvents([alert])]);
+  }
+
   // ---- write side: group commit ----
 
   override _writev(chunks: Array<{ chunk: unknown[] }>, cb: (e?: Error | null) => void): void {
@@ -230,9 +265,9 @@ export class Spool extends Duplex implements SpoolService {
       const exe = (ev as { process?: { executable?: unknown } } | null)?.process?.executable;
       if (typeof exe === 'string') this.noteExecutable(exe);
     }
-    for (let i = 0; i < events.length; i += 512) {
-      const slice = events.slice(i, i + 512);
-      const packed = await packEvents(slice);
+    const packedSlices: Array<[unknown[], Buffer]> = [];
+    for (let i = 0; i < events.length; i += 512) await this.packFitting(events.slice(i, i + 512), packedSlices);
+    for (const [slice, packed] of packedSlices) {
       const value = Buffer.allocUnsafe(VALUE_HEAD + packed.length);
       value.writeUInt32BE(slice.length, 0);
       value.writeDoubleBE(time, 4);
@@ -519,6 +554,7 @@ export default defineStage<SpoolOptions>({
       status_events: { type: 'boolean' },
       stop_grace: { type: 'number', minimum: 0 },
       resumable: { type: 'boolean' },
+      max_entry_bytes: { type: 'integer', minimum: 1024, maximum: 16 * 1024 * 1024 - 64 },
     },
     required: ['dir'],
     additionalProperties: false,

@@ -129,3 +129,31 @@ t.test('a corrupt spool is moved aside, reported, and a fresh one started', asyn
   t.equal(events[0]!.skafe.spool.moved_to, path.join(dir, aside[0]!));
   await close(s);
 });
+
+t.test('entries fit the link frame: big batches split, an event too big alone becomes an event-too-large alert', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { randomBytes } = await import('node:crypto');
+  const max = 4096;
+  const { s, ctx, log } = await open(dir, { max_entry_bytes: max });
+  // random hex packs to about half its size: 20 × ~500 bytes need several entries
+  const small = Array.from({ length: 20 }, (_, i) => ({ event: { id: `s${i}` }, n: i, data: randomBytes(500).toString('hex') }));
+  const huge = { event: { id: 'huge' }, n: 99, data: randomBytes(10_000).toString('hex') };
+  await write(s, [...small.slice(0, 10), huge, ...small.slice(10)]);
+  const out = await readEvents(s, 22); // agent-started + 21
+  t.ok(out.batches.every((b) => b.data.length <= max), `every entry fits ${max} bytes (largest ${Math.max(...out.batches.map((b) => b.data.length))})`);
+  t.ok(out.batches.length > 3, `split into ${out.batches.length} entries`);
+  for (let i = 1; i < out.batches.length; i++) {
+    const prev = out.batches[i - 1]!;
+    if (out.batches[i]!.first !== prev.first + prev.count) t.fail('offsets are not consecutive');
+  }
+  const audit = auditOnly(out.events);
+  t.same(audit.map((e) => e.n), [...Array(20).keys()], 'every event that fits, in order');
+  const alert = out.events.find((e) => e.event.action === 'event-too-large');
+  t.ok(alert, 'the event too large for any entry is replaced by an alert');
+  t.equal(alert?.skafe?.original?.id, 'huge', 'the alert names it');
+  t.equal(alert?.event?.kind, 'alert');
+  t.equal(ctx.counters.extra.lost, 1, 'counted as lost');
+  t.match(log.lines.join('\n'), /event huge is \d+ bytes packed, over max_entry_bytes 4096/, 'and logged');
+  await close(s);
+});
