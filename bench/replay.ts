@@ -75,7 +75,8 @@ export async function replayBench(): Promise<void> {
     let best: { skafe?: Measured & { events: number }; laurel?: Measured & { events: number } } = {};
     for (let run = 0; run < RUNS; run++) {
       fs.rmSync(out, { force: true });
-      const s = await measure(process.execPath, [path.join(root, 'bin/skafe'), 'run', def, '--quiet']);
+      // The launcher as users run it (its shebang carries node's flags).
+      const s = await measure(path.join(root, 'bin/skafe'), ['run', def, '--quiet']);
       const se = countLines(out);
       if (!best.skafe || s.wallS < best.skafe.wallS) best.skafe = { ...s, events: se };
       if (laurel) {
