@@ -99,8 +99,18 @@ export class TlsLink extends Writable {
 
   start(): void {
     this.connect();
-    const hb = (this.opts.heartbeat ?? 10) * 1000;
+    this.beat((this.opts.heartbeat ?? 10) * 1000);
+  }
+
+  private beatEvery = Infinity;
+
+  /** PING every `hb` ms (at most a third of our idle timeout), and check the server is alive. */
+  private beat(hb: number): void {
     const idle = (this.opts.idle_timeout ?? 30) * 1000;
+    const every = Math.min(hb, idle / 3);
+    if (every >= this.beatEvery) return;
+    this.beatEvery = every;
+    clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => {
       if (!this.sock || !this.ready) return;
       if (Date.now() - this.lastHeard > idle) {
@@ -108,7 +118,7 @@ export class TlsLink extends Writable {
         return;
       }
       this.sock.write(PING);
-    }, Math.min(hb, idle / 3));
+    }, every);
     this.heartbeatTimer.unref();
   }
 
@@ -222,6 +232,9 @@ export class TlsLink extends Writable {
     this.ctx.counters.add('connects');
     this.ctx.log.info(`connected to ${where}`, { acked: w.acked, credits: w.credits });
     this.credits = w.credits;
+    // A server that wants to hear from us more often than our heartbeat would (its idle timeout
+    // is shorter than ours) gets its rate: otherwise a quiet agent is dropped as idle.
+    if (typeof w.heartbeat === 'number' && w.heartbeat > 0) this.beat(w.heartbeat * 1000);
     this.onAck(w.acked, 0);
   }
 

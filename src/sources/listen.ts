@@ -232,7 +232,9 @@ export class ListenSource extends Readable {
     const credits = this.opts.credits ?? 32;
     c.acked = q.highWater(c.agent, c.spool);
     c.window = credits;
-    c.sock.write(encodeJson(MsgType.WELCOME, { v: PROTOCOL_VERSION, acked: c.acked, credits, heartbeat: this.opts.heartbeat ?? 10 }));
+    // The interval we need to hear from the agent at: our heartbeat, or a third of our idle timeout if that is shorter.
+    const heartbeat = Math.min(this.opts.heartbeat ?? 10, (this.opts.idle_timeout ?? 30) / 3);
+    c.sock.write(encodeJson(MsgType.WELCOME, { v: PROTOCOL_VERSION, acked: c.acked, credits, heartbeat }));
     this.ctx.counters.add('connects');
     this.ctx.log.info(`agent ${c.agent} connected from ${c.peer}`, { spool: c.spool });
     if (this.opts.status_events !== false) this.deliver({ agent: c.agent, spool: '', first: 0, count: 1, events: [statusEvent('agent-connected', { peer: c.peer, spool: { id: c.spool } })] });
