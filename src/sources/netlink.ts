@@ -63,6 +63,11 @@ export class NetlinkSource extends Readable {
 
   async open(rulesFile?: string): Promise<void> {
     const rules = rulesFile ? compileRulesFile(rulesFile) : undefined;
+    if (rules && this.o.mode === 'multicast') {
+      this.ctx.log.warn(
+        `multicast mode with a rules file: ${rulesFile}'s rules and settings go into the kernel rule set the audit daemon also uses, until skafe exits (then they are taken out and the previous settings restored)`,
+      );
+    }
     this.session = await AuditSession.open({
       mode: this.o.mode,
       rules,

@@ -37,6 +37,7 @@ if (need(t as never, 'kernel-audit') && need(t as never, { tool: 'auditd' })) {
     c.stderr!.on('data', (d) => (err += d));
     while (!err.includes('audit rules loaded') && c.exitCode === null) await new Promise((r) => setTimeout(r, 50));
     t.equal(auditStatus().pid, auditdPid, 'auditd stays the registered daemon');
+    t.match(err, /multicast mode with a rules file: .*the audit daemon also uses/, "a warning says the rules go into auditd's kernel rule set");
     const marker = `skafe-marker-${randomBytes(6).toString('hex')}`;
     execFileSync('/bin/true', [marker]);
     await new Promise((r) => setTimeout(r, 1500));
