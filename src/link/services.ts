@@ -63,7 +63,7 @@ export interface SinkPosition {
  * copies the array but keeps the event objects is fine too.
  */
 export interface AcksService {
-  flushed(batch: unknown[], position?: SinkPosition): void;
+  flushed(batch: unknown[]): void;
 }
 
 export function setRelease(batch: unknown[], seq: number): void {

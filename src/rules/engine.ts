@@ -225,7 +225,6 @@ export class RuleEngine {
     let input = o.input;
     if (input !== undefined && (this.workers.length === 0 || g.tree.hasScripts || o.bytes !== true)) {
       events = splitJsonLines(input);
-      if (o.inputOwner === true && input.byteOffset === 0) giveBuffer(input.buffer as ArrayBuffer);
       input = undefined;
     }
     const req: BatchRequest = { events, encoded: o.encoded === true || o.input !== undefined, lines: o.lines === true || o.bytes === true, bytes: o.bytes === true };

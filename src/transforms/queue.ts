@@ -376,7 +376,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
     if (list.length > MAX_UNRELEASED_POSITIONS) list.shift();
   }
 
-  flushed(batch: unknown[], position?: SinkPosition): void {
+  flushed(batch: unknown[]): void {
     let seq = getRelease(batch);
     if (seq === undefined) {
       for (let i = batch.length - 1; i >= 0 && seq === undefined; i--) {
@@ -384,7 +384,6 @@ export class Queue extends Duplex implements QueueService, AcksService {
         if (ev && typeof ev === 'object') seq = this.seqOf.get(ev);
       }
     }
-    if (position) this.positions.set(position.path, position);
     if (seq === undefined || seq <= this.released) return;
     this.released = seq;
     for (const [file, list] of this.unreleasedPositions) {

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
-import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, carryMarks, isBufferOwner, setBufferOwner, setRecycle, type Batch, type StageContext } from '../stage.js';
+import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, carryMarks, isBufferOwner, setBufferOwner, setRecycle, recycleBatch, type Batch, type StageContext } from '../stage.js';
 import { RuleEngine } from '../rules/engine.js';
 import { giveBuffer } from '../buffer-pool.js';
 import { assembleLines, hitItems } from '../rules/output.js';
@@ -92,14 +92,15 @@ export class RulesTransform extends Transform {
     // JSON-lines bytes in (from coalesce's workers): straight on to a match worker when bytes
     // also go out; otherwise this thread needs the events' text.
     const input = encodedBytes(batch);
-    if (input !== undefined && !this.bytesOutput) {
-      const owner = isBufferOwner(batch);
-      batch = carryMarks(batch, decodeEncodedBytes(batch));
-      if (owner && input.byteOffset === 0) giveBuffer(input.buffer as ArrayBuffer);
+    const passBytes = input !== undefined && this.bytesOutput;
+    if (input !== undefined && !passBytes) {
+      const decoded = carryMarks(batch, decodeEncodedBytes(batch));
+      recycleBatch(batch); // decoded: its buffer can carry the next batch
+      batch = decoded;
     }
     const encoded = isEncoded(batch);
-    const run = input !== undefined && this.bytesOutput ? { input, inputOwner: isBufferOwner(batch), lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
-    const p = this.engine.run(input !== undefined && this.bytesOutput ? [] : batch, run).then((r) => {
+    const run = passBytes ? { input, inputOwner: isBufferOwner(batch), lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
+    const p = this.engine.run(passBytes ? [] : batch, run).then((r) => {
       this.ctx.counters.add('matched', r.matched);
       let pieces: Batch[];
       if ('bytes' in r) {

@@ -1,7 +1,6 @@
 import t from 'tap';
-import fs from 'node:fs';
 import { need } from '../helpers/env.js';
-import { makeRig, exited, sleep, randomMs, waitListening, deadline } from '../helpers/conservation.js';
+import { makeRig, serverKillRun } from '../helpers/conservation.js';
 
 // Acceptance (b): while an agent replays 200,000 events, the server is
 // SIGKILLed 20 times at random moments and restarted; the event log ends up
@@ -17,30 +16,7 @@ const KILLS = Number(process.env.SKAFE_KILLS ?? 20);
 t.test(`server SIGKILLed ${KILLS}× while an agent sends ${EVENTS} events`, { timeout: 600_000 }, async (t) => {
   if (!need(t as never, { tool: 'openssl' })) return;
   const rig = await makeRig('serverkill', EVENTS, [`throttle_rate = ${RATE}`]);
-  let server = rig.startServer();
-  await waitListening(rig.serverPort, 30_000, rig);
-  const agent = rig.startAgent();
-  t.teardown(() => {
-    agent.kill('SIGKILL');
-    server.kill('SIGKILL');
-    if (!process.env.SKAFE_KEEP) fs.rmSync(rig.dir, { recursive: true, force: true });
-  });
-  let kills = 0;
-  for (; kills < KILLS && agent.exitCode === null; kills++) {
-    await sleep(randomMs(300, 1500));
-    server.kill('SIGKILL');
-    await exited(server);
-    await sleep(randomMs(0, 300));
-    server = rig.startServer();
-    await waitListening(rig.serverPort, 30_000, rig);
-  }
-  t.ok(kills >= Math.min(KILLS, 5), `killed the server ${kills} times mid-run`);
-  const code = await Promise.race([exited(agent), deadline(300_000)]);
-  t.equal(code, 0, 'the agent finished once everything was acknowledged');
-  // The agent's last acks mean durable in the queue; give the sink a moment, then stop cleanly.
-  await sleep(1000);
-  server.kill('SIGTERM');
-  await exited(server);
+  await serverKillRun(t, rig, { kills: KILLS, minKills: 5, agentDeadlineMs: 300_000 });
   const r = rig.check();
   t.equal(r.missing.length, 0, `no event missing (first: ${r.missing.slice(0, 3).join(', ')})`);
   t.equal(r.duplicates.length, 0, `no event twice (first: ${r.duplicates.slice(0, 3).join(', ')}; of these split by coalesce: ${r.split.length})`);

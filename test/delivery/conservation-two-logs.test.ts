@@ -2,7 +2,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { need } from '../helpers/env.js';
-import { makeRig, exited, sleep, randomMs, waitListening, deadline } from '../helpers/conservation.js';
+import { makeRig, serverKillRun } from '../helpers/conservation.js';
 
 // Exactly once in every log: a server with rules writes each event to its
 // event log and its alert log (one rule, trigger = both), and is SIGKILLed
@@ -21,28 +21,7 @@ t.test(`server with two logs SIGKILLed ${KILLS}× while an agent sends ${EVENTS}
   const rig = await makeRig('twologs', EVENTS, [`throttle_rate = ${RATE}`], ['rulesdir = rules', 'alertlog = alerts.jsonl', 'workers = 1']);
   fs.mkdirSync(path.join(rig.dir, 'rules'));
   fs.writeFileSync(path.join(rig.dir, 'rules', 'all.rules'), '[all]\nwatch = base\naction = match\ntrigger = both\nmatch_event.id = .\n');
-  let server = rig.startServer();
-  await waitListening(rig.serverPort, 30_000, rig);
-  const agent = rig.startAgent();
-  t.teardown(() => {
-    agent.kill('SIGKILL');
-    server.kill('SIGKILL');
-    if (!process.env.SKAFE_KEEP) fs.rmSync(rig.dir, { recursive: true, force: true });
-  });
-  let kills = 0;
-  for (; kills < KILLS && agent.exitCode === null; kills++) {
-    await sleep(randomMs(300, 1500));
-    server.kill('SIGKILL');
-    await exited(server);
-    server = rig.startServer();
-    await waitListening(rig.serverPort, 30_000, rig);
-  }
-  t.ok(kills >= Math.min(KILLS, 4), `killed the server ${kills} times mid-run`);
-  const code = await Promise.race([exited(agent), deadline(240_000)]);
-  t.equal(code, 0, 'the agent finished once everything was acknowledged');
-  await sleep(1500);
-  server.kill('SIGTERM');
-  await exited(server);
+  await serverKillRun(t, rig, { kills: KILLS, minKills: 4, agentDeadlineMs: 240_000 });
   for (const [name, file] of [['event log', rig.eventLog], ['alert log', path.join(rig.dir, 'alerts.jsonl')]] as const) {
     const r = rig.check(file);
     t.equal(r.missing.length, 0, `${name}: no event missing (first: ${r.missing.slice(0, 3).join(', ')})`);

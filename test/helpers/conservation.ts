@@ -117,6 +117,43 @@ export async function makeRig(name: string, events: number, agentExtra: string[]
   };
 }
 
+/**
+ * The server-kill scenario: start the rig's server and agent, SIGKILL and
+ * restart the server up to `kills` times at random moments (0.3–1.5 s apart)
+ * while the agent sends, wait for the agent to finish (everything
+ * acknowledged), then stop the server cleanly. The caller checks the logs.
+ */
+export async function serverKillRun(
+  t: { teardown(f: () => void): void; ok(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void },
+  rig: Rig,
+  o: { kills: number; minKills: number; agentDeadlineMs: number },
+): Promise<void> {
+  let server = rig.startServer();
+  await waitListening(rig.serverPort, 30_000, rig);
+  const agent = rig.startAgent();
+  t.teardown(() => {
+    agent.kill('SIGKILL');
+    server.kill('SIGKILL');
+    if (!process.env.SKAFE_KEEP) fs.rmSync(rig.dir, { recursive: true, force: true });
+  });
+  let kills = 0;
+  for (; kills < o.kills && agent.exitCode === null; kills++) {
+    await sleep(randomMs(300, 1500));
+    server.kill('SIGKILL');
+    await exited(server);
+    await sleep(randomMs(0, 300));
+    server = rig.startServer();
+    await waitListening(rig.serverPort, 30_000, rig);
+  }
+  t.ok(kills >= Math.min(o.kills, o.minKills), `killed the server ${kills} times mid-run`);
+  const code = await Promise.race([exited(agent), deadline(o.agentDeadlineMs)]);
+  t.equal(code, 0, 'the agent finished once everything was acknowledged');
+  // The agent's last acks mean durable in the queue; give the sinks a moment, then stop cleanly.
+  await sleep(1500);
+  server.kill('SIGTERM');
+  await exited(server);
+}
+
 /** Resolves to 'timeout' after ms without holding the process open. */
 export function deadline(ms: number): Promise<'timeout'> {
   return new Promise((r) => setTimeout(() => r('timeout'), ms).unref());

@@ -45,36 +45,49 @@ async function waitFor(file: string, lines: number, ms = 10000): Promise<string[
   }
 }
 
+/**
+ * A private rsyslogd in `dir`: the given global() settings and inputs, every
+ * message written to one file (the RFC 5424 fields separated by `|`).
+ */
+function startRsyslogd(t: { teardown(f: () => void): void }, dir: string, inputs: string, globals = ''): { out: string; stderr: () => string } {
+  const out = path.join(dir, 'out.log');
+  fs.writeFileSync(
+    path.join(dir, 'rsyslog.conf'),
+    `global(workDirectory="${dir}" maxMessageSize="64k"${globals ? `\n  ${globals}` : ''})
+${inputs}
+template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+*.* action(type="omfile" file="${out}" template="fields")
+`,
+  );
+  const rs = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  rs.stderr.on('data', (d) => (err += d));
+  t.teardown(() => {
+    rs.kill('SIGTERM');
+  });
+  return { out, stderr: () => err };
+}
+
 t.test('syslog sink → real rsyslogd over /dev/log-style socket, TCP, UDP and a unix stream socket', async (t) => {
   if (!need(t as never, { tool: 'rsyslogd' }) || !need(t as never, { tool: 'logger' })) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-syslog-'));
   const tcp = await freePort();
   const udp = await freePort();
-  const out = path.join(dir, 'out.log');
-  fs.writeFileSync(
-    path.join(dir, 'rsyslog.conf'),
-    `global(workDirectory="${dir}" maxMessageSize="64k")
-module(load="imuxsock" SysSock.Use="off")
+  const { out, stderr } = startRsyslogd(
+    t,
+    dir,
+    `module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="${dir}/log" UseSpecialParser="off" ParseHostname="on")
 module(load="imtcp")
 input(type="imtcp" port="${tcp}" address="127.0.0.1")
 module(load="imudp")
 input(type="imudp" port="${udp}" address="127.0.0.1")
 module(load="imptcp")
-input(type="imptcp" path="${dir}/stream" unlink="on")
-template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
-*.* action(type="omfile" file="${out}" template="fields")
-`,
+input(type="imptcp" path="${dir}/stream" unlink="on")`,
   );
-  const rs = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let rsErr = '';
-  rs.stderr.on('data', (d) => (rsErr += d));
-  t.teardown(() => {
-    rs.kill('SIGTERM');
-  });
   // Ready when its socket exists and the TCP port accepts.
   for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, 'log')); i++) await new Promise((r) => setTimeout(r, 100));
-  t.ok(fs.existsSync(path.join(dir, 'log')), `rsyslogd listening ${rsErr}`);
+  t.ok(fs.existsSync(path.join(dir, 'log')), `rsyslogd listening ${stderr()}`);
 
   const item = (n: number, kind: string) => ({
     '@timestamp': '2024-01-01T00:00:00.000Z',
@@ -95,7 +108,7 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
     await pipeline(Readable.from([items]), sink as NodeJS.WritableStream);
   }
   const lines = await waitFor(out, sent);
-  t.equal(lines.length, sent, `all ${sent} messages arrived: ${rsErr}`);
+  t.equal(lines.length, sent, `all ${sent} messages arrived: ${stderr()}`);
   for (const [i, line] of lines.entries()) {
     const [input, pri, ver, app, msgid, sd, ...rest] = line.split('|');
     const body = JSON.parse(rest.join('|').trim());
@@ -130,23 +143,13 @@ t.test('syslog sink → real rsyslogd over TLS (RFC 5425), the server checking o
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const port = await freePort();
-  const out = path.join(dir, 'out.log');
-  fs.writeFileSync(
-    path.join(dir, 'rsyslog.conf'),
-    `global(workDirectory="${dir}" maxMessageSize="64k"
-  DefaultNetstreamDriverCAFile="${certs.ca}" DefaultNetstreamDriverCertFile="${certs.server.cert}" DefaultNetstreamDriverKeyFile="${certs.server.key}")
-module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")
-input(type="imtcp" port="${port}" address="127.0.0.1")
-template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
-*.* action(type="omfile" file="${out}" template="fields")
-`,
+  const { out, stderr } = startRsyslogd(
+    t,
+    dir,
+    `module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")
+input(type="imtcp" port="${port}" address="127.0.0.1")`,
+    `DefaultNetstreamDriverCAFile="${certs.ca}" DefaultNetstreamDriverCertFile="${certs.server.cert}" DefaultNetstreamDriverKeyFile="${certs.server.key}"`,
   );
-  const rs = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let rsErr = '';
-  rs.stderr.on('data', (d) => (rsErr += d));
-  t.teardown(() => {
-    rs.kill('SIGTERM');
-  });
   // Ready when the port accepts.
   let up = false;
   for (let i = 0; i < 100 && !up; i++) {
@@ -156,7 +159,7 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
     });
     if (!up) await new Promise((r) => setTimeout(r, 100));
   }
-  t.ok(up, `rsyslogd listening with TLS ${rsErr}`);
+  t.ok(up, `rsyslogd listening with TLS ${stderr()}`);
   const items = [1, 2, 3].map((n) => ({
     '@timestamp': '2024-01-01T00:00:00.000Z',
     event: { id: `2.0:${n}`, kind: n === 2 ? 'alert' : 'event' },
@@ -169,7 +172,7 @@ template(name="fields" type="string" string="%inputname%|%pri%|%protocol-version
   );
   await pipeline(Readable.from([items]), sink as NodeJS.WritableStream);
   const lines = await waitFor(out, items.length);
-  t.equal(lines.length, items.length, `all ${items.length} messages arrived over TLS: ${rsErr}`);
+  t.equal(lines.length, items.length, `all ${items.length} messages arrived over TLS: ${stderr()}`);
   for (const line of lines) {
     const [input, pri, ver, app, msgid, sd, ...rest] = line.split('|');
     const body = JSON.parse(rest.join('|').trim());
