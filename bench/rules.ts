@@ -206,11 +206,38 @@ async function stageAlone(label: string, workers: number): Promise<Figure> {
   let lines = 0;
   const source = Readable.from(feed(), { objectMode: true, highWaterMark: 8 });
   const count = new Writable({ objectMode: true, highWaterMark: 8, write(b: unknown[], _e, cb) { lines += b.length; recycleBatch(b); cb(); } });
+  const threads0 = threadTimes();
+  // threads that end with the stage are read while they run
+  const last = new Map(threads0);
+  const poll = process.env.BENCH_THREADS ? setInterval(() => { for (const [t, v] of threadTimes()) last.set(t, v); }, 50) : undefined;
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   await pipeline(source, stage, count);
+  if (poll) {
+    clearInterval(poll);
+    for (const [t, v] of threadTimes()) last.set(t, v);
+    printThreads(threads0, last);
+  }
   const cpu = process.cpuUsage(cpu0);
   return report(label, encodedCount * aloneTimes, lines, Number(process.hrtime.bigint() - start) / 1e9, cpu.user + cpu.system);
+}
+/** CPU seconds of each thread of this process (Linux /proc), to see where a run's CPU goes. */
+function threadTimes(): Map<string, { name: string; s: number }> {
+  const m = new Map<string, { name: string; s: number }>();
+  for (const t of fs.readdirSync('/proc/self/task')) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      m.set(t, { name: fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim(), s: (Number(f[11]) + Number(f[12])) / 100 });
+    } catch {
+      // the thread ended
+    }
+  }
+  return m;
+}
+function printThreads(a: ReturnType<typeof threadTimes>, b: ReturnType<typeof threadTimes>): void {
+  const rows = [...b].map(([t, v]) => [t, v.name, v.s - (a.get(t)?.s ?? 0)] as const).filter((r) => r[2] > 0.005);
+  console.log('    ' + rows.map(([t, n, s]) => `${n}/${t}:${s.toFixed(2)}`).join('  '));
 }
 const aloneScale: number[] = [];
 for (let r = 1; r <= rounds; r++) {

@@ -17,9 +17,22 @@ const MAX_SIZE = 16 * 1024 * 1024;
 
 const free: ArrayBuffer[] = [];
 
-/** A spare buffer to send with a request to a worker, if one is free. */
-export function takeBuffer(): ArrayBuffer | undefined {
-  return free.pop();
+/**
+ * A spare buffer of at least `min` bytes to send with a request to a worker,
+ * if one is free: the smallest that fits, so small requests leave the large
+ * buffers to the large ones (a worker handed one too small allocates anew).
+ */
+export function takeBuffer(min = 0): ArrayBuffer | undefined {
+  let best = -1;
+  for (let i = 0; i < free.length; i++) {
+    const n = free[i]!.byteLength;
+    if (n >= min && (best < 0 || n < free[best]!.byteLength)) best = i;
+  }
+  if (best < 0) return undefined;
+  const b = free[best]!;
+  free[best] = free[free.length - 1]!;
+  free.pop();
+  return b;
 }
 
 /** A buffer nothing reads any more. */

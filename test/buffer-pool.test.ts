@@ -52,6 +52,20 @@ t.test('the pool keeps only buffers worth keeping, and only a few', async (t) =>
   while (takeBuffer() !== undefined);
 });
 
+t.test('a request for room gets the smallest pooled buffer that fits, or none', async (t) => {
+  while (takeBuffer() !== undefined);
+  const small = roomFor(100000);
+  const large = roomFor(2000000);
+  const middle = roomFor(500000);
+  for (const b of [small, large, middle]) giveBuffer(b);
+  t.equal(takeBuffer(3000000), undefined, 'none big enough: none taken');
+  t.equal(pooledBuffers(), 3, 'and all still pooled');
+  t.equal(takeBuffer(400000), middle, 'the smallest that fits');
+  t.equal(takeBuffer(), small, 'no size asked: the smallest');
+  t.equal(takeBuffer(1), large, 'the one left');
+  t.equal(takeBuffer(), undefined, 'then none');
+});
+
 t.test('file → coalesce (workers) → jsonl: the written batches come back to the pool', async (t) => {
   while (takeBuffer() !== undefined);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-pool-'));

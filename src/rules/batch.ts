@@ -19,6 +19,8 @@ export interface BatchRequest {
   bytes?: boolean;
   /** With `bytes`: a buffer to write them into when it is big enough. */
   spare?: ArrayBuffer;
+  /** With `bytes`: the output's expected size, so the buffer is made big enough once instead of grown. */
+  sizeHint?: number;
 }
 
 export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
@@ -48,7 +50,7 @@ function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[
   for (const h of hits) if (h.length) matched++;
   if (!lines) return { hits, matched };
   if (req.bytes) {
-    const b = new LineBytesBuilder(req.spare);
+    const b = new LineBytesBuilder(req.spare, req.sizeHint);
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, hits[i]!);
@@ -78,7 +80,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   }
   let matched = 0;
   if (req.bytes) {
-    const b = new LineBytesBuilder(req.spare);
+    const b = new LineBytesBuilder(req.spare, req.sizeHint);
     for (let i = 0; i < n; i++) {
       const e = forTree(tree, req.events[i], req.encoded);
       const h = tree.evaluateSync(e);

@@ -12,6 +12,7 @@ import type { FetchFile } from './scripts/protocol.js';
 import type { InterpreterCommands } from './scripts/interpreter.js';
 import { splitJsonLines, transferable, type Logger } from '../stage.js';
 import { takeBuffer, giveBuffer } from '../buffer-pool.js';
+import { workerExecArgv } from '../worker-exec-argv.js';
 
 // The rule engine: a rule set generation (tree + script pools), a pool of
 // worker threads that evaluate batches against it, and atomic replacement of
@@ -50,6 +51,8 @@ interface PendingBatch {
   gen: Generation;
   events: unknown[];
   encoded: boolean;
+  /** Bytes of JSON-lines input sent, when the output comes back as bytes: for outPerIn. */
+  inputBytes: number;
   resolve(r: BatchResult): void;
   reject(e: Error): void;
 }
@@ -80,6 +83,8 @@ export class RuleEngine {
   private busy: number[] = [];
   private answers: number[][] = [];
   private pending = new Map<number, PendingBatch>();
+  // Output bytes per input byte of recent batches (a decaying maximum): the size of spare buffers to send.
+  private outPerIn = 0;
   private nextBid = 1;
   private closed = false;
   private workerError: Error | null = null;
@@ -145,7 +150,7 @@ export class RuleEngine {
 
   private startWorker(): void {
     const i = this.workers.length;
-    const w = new Worker(path.join(here, 'match-worker.js'), { execArgv: [] });
+    const w = new Worker(path.join(here, 'match-worker.js'), { execArgv: workerExecArgv() });
     this.workers.push(w);
     this.busy.push(0);
     this.answers.push([]);
@@ -180,6 +185,7 @@ export class RuleEngine {
     const p = this.pending.get(m.bid);
     if (!p) return;
     this.pending.delete(m.bid);
+    if (p.inputBytes > 0 && m.t === 'done' && 'bytes' in m) this.outPerIn = Math.max(m.bytes.byteLength / p.inputBytes, this.outPerIn * 0.98);
     this.busy[i]!--;
     this.finish(p.gen);
     if (m.t === 'done') p.resolve(m);
@@ -245,10 +251,12 @@ export class RuleEngine {
     this.busy[wi]!++;
     const bid = this.nextBid++;
     return new Promise((resolve, reject) => {
-      this.pending.set(bid, { gen: g, events, encoded: req.encoded, resolve: (r) => resolve({ gen: g, ...r }), reject });
-      const spare = req.bytes ? takeBuffer() : undefined;
+      const inputBytes = req.bytes && input !== undefined ? input.byteLength : 0;
+      this.pending.set(bid, { gen: g, events, encoded: req.encoded, inputBytes, resolve: (r) => resolve({ gen: g, ...r }), reject });
+      const sizeHint = Math.ceil(inputBytes * this.outPerIn * 1.05);
+      const spare = req.bytes ? takeBuffer(sizeHint) : undefined;
       const transfer: ArrayBuffer[] = spare ? [spare] : [];
-      const m: ToMatchWorker = { t: 'eval', bid, gen: g.gen, ...req, spare };
+      const m: ToMatchWorker = { t: 'eval', bid, gen: g.gen, ...req, spare, ...(sizeHint > 0 ? { sizeHint } : {}) };
       if (input !== undefined) {
         const t = transferable(input, o.inputOwner === true);
         m.input = t.buffer;

@@ -273,8 +273,9 @@ export class LineBytesBuilder {
   private count = 0;
   private readonly cuts: number[] = [];
 
-  constructor(spare?: ArrayBuffer) {
-    this.buf = Buffer.from(spare !== undefined && spare.byteLength > 0 ? spare : roomFor(256 * 1024));
+  constructor(spare?: ArrayBuffer, sizeHint = 0) {
+    // Growing means a fresh buffer and a copy of everything so far: better one of the right size at once.
+    this.buf = Buffer.from(spare !== undefined && spare.byteLength > 0 && spare.byteLength >= sizeHint ? spare : roomFor(Math.max(sizeHint, 256 * 1024)));
   }
 
   /** Room for n more bytes. */
@@ -320,10 +321,13 @@ export class LineBytesBuilder {
             midEnd = this.size;
           } else {
             this.reserve(headEnd - headStart + kb.length + midEnd - midStart + tail.length);
-            this.size += this.buf.copy(this.buf, this.size, headStart, headEnd);
+            // copyWithin is a V8 builtin; Buffer#copy goes through checks and a binding call each time
+            this.buf.copyWithin(this.size, headStart, headEnd);
+            this.size += headEnd - headStart;
             this.buf.set(kb, this.size);
             this.size += kb.length;
-            this.size += this.buf.copy(this.buf, this.size, midStart, midEnd);
+            this.buf.copyWithin(this.size, midStart, midEnd);
+            this.size += midEnd - midStart;
           }
           this.buf.set(tail, this.size);
           this.size += tail.length;

@@ -8,6 +8,7 @@ import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
 import { interpret } from '../audit/interpret.js';
 import type { AuditEvent } from '../audit/event.js';
 import { getCursor, setCursor, type Cursor } from '../sources/text-records.js';
+import { workerExecArgv } from '../worker-exec-argv.js';
 
 export interface CoalesceOptions {
   /** An open event completes once this many records of other events have arrived after its last one. */
@@ -65,7 +66,7 @@ class EncoderPool {
   ) {
     this.workers = Array.from({ length: n }, () => {
       // A small young generation: these isolates make short-lived garbage in bulk, and RSS is a target.
-      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 12 }, execArgv: [] });
+      const w = new Worker(new URL('./coalesce-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 12 }, execArgv: workerExecArgv() });
       w.on('message', (m: WorkerReply) => this.reply(m));
       w.on('error', (err) => this.fail(err));
       return w;
