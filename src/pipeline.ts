@@ -264,6 +264,7 @@ async function buildList(list: StageSpec[], prefix: string, env: BuildEnv, infos
     // A fan-out takes serialized events too: it parses them once for branches that need objects.
     ctx.encodedOutput = next !== undefined && (next.use === 'fanout' || registry[next.use]?.acceptsEncoded === true);
     ctx.encodedBytesOutput = next !== undefined && registry[next.use]?.acceptsEncodedBytes === true;
+    ctx.rawRecordsOutput = next !== undefined && registry[next.use]?.acceptsRawRecords === true;
     out.push(await def.create(options, ctx));
   }
   return out;

@@ -174,6 +174,12 @@ export interface StageContext {
   encodedOutput?: boolean;
   /** The next stage takes encoded-bytes batches (see ENCODED_BYTES): this stage may emit them. */
   encodedBytesOutput?: boolean;
+  /**
+   * The next stage takes records whose lines are still bytes (RawRecord,
+   * src/audit/raw-record.ts): text sources then leave decoding and parsing
+   * to it. Set by the pipeline from the next stage's `acceptsRawRecords`.
+   */
+  rawRecordsOutput?: boolean;
 }
 
 export type StageStream = Readable | Duplex | Writable;
@@ -189,6 +195,8 @@ export interface StageDefinition<O = any> {
   acceptsEncoded?: boolean;
   /** Also takes ENCODED_BYTES batches: it only writes them out. */
   acceptsEncodedBytes?: boolean;
+  /** Takes RawRecord items among its records (see StageContext.rawRecordsOutput). */
+  acceptsRawRecords?: boolean;
   create(options: O, ctx: StageContext): StageStream | Promise<StageStream>;
 }
 

@@ -27,6 +27,11 @@ const ARCHES = new Map<string, AuditArch>([
   ['16', { name: 's390', syscalls: s390 }],
 ]);
 
+/** Every architecture as [arch= hex, name, syscall table]: the native interpreter's copy of the tables. */
+export function archTable(): Array<[hex: string, name: string, syscalls: ReadonlyArray<string | undefined>]> {
+  return [...ARCHES].map(([hex, a]) => [hex, a.name, a.syscalls]);
+}
+
 /** The architecture for a raw `arch=` value, or undefined when libaudit does not know it either. */
 export function archFromHex(hex: string): AuditArch | undefined {
   return ARCHES.get(hex) ?? ARCHES.get(hex.toLowerCase());

@@ -229,6 +229,11 @@ export function recordTypeName(n: number): string {
   return byNumber.get(n) ?? `UNKNOWN[${n}]`;
 }
 
+/** Every known [number, name] (the native line scanner's copy). */
+export function recordTypeTable(): ReadonlyArray<readonly [number, string]> {
+  return TYPES;
+}
+
 export function recordTypeNumber(name: string): number | undefined {
   return byName.get(name);
 }

@@ -52,26 +52,42 @@ function load(file: string): Db {
 const CHECK_EVERY = 1024;
 
 function db(file: string): Db {
+  const d = dbs.get(file);
+  if (d === undefined) return fresh(file);
+  if (++d.lookups < CHECK_EVERY) return d;
+  d.lookups = 0;
+  return fresh(file);
+}
+
+/** The database of `file`, loaded or, when RELOAD_MS have passed and its mtime changed, reloaded. */
+function fresh(file: string): Db {
   let d = dbs.get(file);
   if (d === undefined) {
     d = load(file);
     dbs.set(file, d);
-  } else if (++d.lookups >= CHECK_EVERY) {
-    d.lookups = 0;
-    const now = Date.now();
-    if (now - d.checkedAt > RELOAD_MS) {
-      d.checkedAt = now;
-      let mtimeMs = -1;
-      try {
-        mtimeMs = statSync(file).mtimeMs;
-      } catch {}
-      if (mtimeMs !== d.mtimeMs) {
-        d = load(file);
-        dbs.set(file, d);
-      }
+    return d;
+  }
+  const now = Date.now();
+  if (now - d.checkedAt > RELOAD_MS) {
+    d.checkedAt = now;
+    let mtimeMs = -1;
+    try {
+      mtimeMs = statSync(file).mtimeMs;
+    } catch {}
+    if (mtimeMs !== d.mtimeMs) {
+      d = load(file);
+      dbs.set(file, d);
     }
   }
   return d;
+}
+
+/**
+ * The uid and gid tables as lookups see them now (reloaded when due), for the
+ * native interpreter, which gets a copy whenever one of them is a new Map.
+ */
+export function nameTables(): { users: ReadonlyMap<number, string>; groups: ReadonlyMap<number, string> } {
+  return { users: fresh(passwdFile).names, groups: fresh(groupFile).names };
 }
 
 let passwdFile = '/etc/passwd';

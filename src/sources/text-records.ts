@@ -1,6 +1,8 @@
 import { LineSplitter } from './line-splitter.js';
 import { parseRecordLine, type AuditRecord } from '../audit/record.js';
 import { MAX_BATCH, type Batch, type StageContext } from '../stage.js';
+import { RawRecord } from '../audit/raw-record.js';
+import { nativeInterpreterAvailable, scanLines, SCAN_SLOTS, LINE_RECORD, LINE_EMPTY } from '../audit/native-interpret.js';
 
 /** Where re-reading a file must start to lose nothing; attached to batches (non-enumerable). */
 export interface Cursor {
@@ -31,26 +33,37 @@ export const DEFAULT_MAX_LINE = 65536;
 export class TextRecordReader {
   private batch: AuditRecord[] = [];
   private readonly splitter: LineSplitter;
+  // Raw mode (the next stage takes RawRecords and the native scanner is
+  // built): lines stay bytes, the scanner reads their headers, and only lines
+  // it does not call clean are decoded and parsed here. The splitter still
+  // takes over for a line too long to hold (it skips those without buffering
+  // them) until that line's newline; line numbers are the splitter's counter.
+  private readonly raw: boolean;
+  /** Raw mode: the bytes of an incomplete last line. */
+  private rawPending: Buffer | undefined;
+  /** Raw mode: the splitter holds the current partial line. */
+  private inSplitter = false;
+  private scan: Float64Array | undefined;
 
   constructor(
     private readonly ctx: StageContext,
     private readonly label: string,
-    maxLineLength: number,
+    private readonly maxLineLength: number,
     private readonly emit: (batch: Batch<AuditRecord>) => void,
   ) {
+    this.raw = ctx.rawRecordsOutput === true && nativeInterpreterAvailable();
     this.splitter = new LineSplitter(maxLineLength, {
       line: (text, lineNo) => this.line(text, lineNo),
-      tooLong: (lineNo, length) =>
-        ctx.problem({
-          code: 'SKAFE_LINE_TOO_LONG',
-          message: `line of ${length} characters exceeds the maximum of ${maxLineLength}; skipped`,
-          file: label,
-          line: lineNo,
-        }),
+      tooLong: (lineNo, length) => this.tooLong(lineNo, length),
     });
   }
 
+  private tooLong(lineNo: number, length: number): void {
+    this.ctx.problem({ code: 'SKAFE_LINE_TOO_LONG', message: `line of ${length} characters exceeds the maximum of ${this.maxLineLength}; skipped`, file: this.label, line: lineNo });
+  }
+
   get pendingBytes(): number {
+    if (this.raw && !this.inSplitter) return this.rawPending?.length ?? 0;
     return this.splitter.pendingBytes;
   }
 
@@ -59,14 +72,79 @@ export class TextRecordReader {
   }
 
   push(chunk: Buffer): void {
-    this.splitter.push(chunk);
+    if (!this.raw) return this.splitter.push(chunk);
+    let data = chunk;
+    if (this.inSplitter) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) return this.splitter.push(chunk);
+      // up to and with the newline: the splitter's partial line ends, its decoder is clean again
+      this.splitter.push(chunk.subarray(0, nl + 1));
+      this.inSplitter = false;
+      data = chunk.subarray(nl + 1);
+    }
+    // Bytes of our own: the source reads into one buffer again and again, and RawRecords keep theirs.
+    const buf = this.rawPending !== undefined ? Buffer.concat([this.rawPending, data]) : Buffer.from(data);
+    this.rawPending = undefined;
+    const scan = (this.scan ??= new Float64Array(SCAN_SLOTS * 4096));
+    const capacity = scan.length / SCAN_SLOTS;
+    let pos = 0;
+    for (;;) {
+      const n = scanLines(buf, pos, scan);
+      for (let i = 0; i < n; i++) this.rawLine(buf, scan, i * SCAN_SLOTS);
+      if (n > 0) pos = scan[(n - 1) * SCAN_SLOTS + 1]! + 1;
+      if (n < capacity) break;
+    }
+    if (pos < buf.length) {
+      const tail = buf.subarray(pos);
+      // Longer than any line we keep could be (3 bytes per UTF-16 unit at most): the splitter skips it.
+      if (tail.length > 3 * this.maxLineLength) {
+        this.inSplitter = true;
+        this.splitter.push(tail);
+      } else {
+        this.rawPending = Buffer.from(tail);
+      }
+    }
+  }
+
+  private rawLine(buf: Buffer, scan: Float64Array, o: number): void {
+    const start = scan[o]!;
+    const end = scan[o + 1]!;
+    const status = scan[o + 2]!;
+    const lineNo = this.splitter.lineNo++;
+    // a line longer in bytes than the limit may still be short enough in characters: the text decides
+    if (status === LINE_RECORD && end - start <= this.maxLineLength) {
+      this.ctx.counters.in++;
+      const nodeStart = scan[o + 9]!;
+      const r = new RawRecord(buf, start, end, scan[o + 3]!, scan[o + 4]!, scan[o + 5]!, scan[o + 6]!, buf.toString('latin1', scan[o + 7], scan[o + 8]), nodeStart >= 0 ? buf.toString('utf8', nodeStart, scan[o + 10]) : undefined);
+      this.batch.push(r);
+      if (this.batch.length >= MAX_BATCH) this.flush();
+    } else if (status === LINE_EMPTY) {
+      this.ctx.counters.in++;
+    } else {
+      this.textLine(buf.toString('utf8', start, end), lineNo);
+    }
+  }
+
+  /** A line as text, as the splitter hands it on. */
+  private textLine(text: string, lineNo: number): void {
+    if (text.length > this.maxLineLength) this.tooLong(lineNo, text.length);
+    else this.line(text, lineNo);
   }
 
   end(): void {
+    if (this.raw && !this.inSplitter) {
+      const rest = this.rawPending;
+      this.rawPending = undefined;
+      if (rest !== undefined && rest.length > 0) this.textLine(rest.toString('utf8'), this.splitter.lineNo++);
+      return;
+    }
+    this.inSplitter = false;
     this.splitter.end();
   }
 
   reset(): void {
+    this.rawPending = undefined;
+    this.inSplitter = false;
     this.splitter.reset();
   }
 

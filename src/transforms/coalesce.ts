@@ -3,8 +3,9 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, markEncodedBytes, setBufferOwner, setRecycle, type Batch, type StageContext } from '../stage.js';
 import { packEvents, type WorkerReply, type WorkerRequest } from './coalesce-worker.js';
-import { takeBuffer, giveBuffer } from '../buffer-pool.js';
+import { takeBuffer, giveBuffer, roomFor } from '../buffer-pool.js';
 import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
+import { RawRecord } from '../audit/raw-record.js';
 import { interpret } from '../audit/interpret.js';
 import type { AuditEvent } from '../audit/event.js';
 import { getCursor, setCursor, type Cursor } from '../sources/text-records.js';
@@ -44,8 +45,42 @@ const schema = {
 
 // Batches in flight per worker: enough to keep each busy while the main thread reads.
 const IN_FLIGHT_PER_WORKER = 2;
+// Every DETACH_EVERY input batches, raw records of events begun DETACH_AFTER batches ago are copied out of their chunks.
+const DETACH_EVERY = 8;
+const DETACH_AFTER = 8;
 // Fewer completed events than this, with nothing in flight, are serialized on the main thread.
 const INLINE_BELOW = 64;
+
+/**
+ * Events whose records are all RawRecords, as their lines' bytes (copied
+ * into one pooled buffer) and an index: per event its record count, then each
+ * line's start and end. Undefined when any record was parsed here (a line the
+ * native scanner left to JavaScript): such batches go as packed records.
+ */
+function rawLines(events: AuditRecord[][]): WorkerRequest['raw'] {
+  let size = 0;
+  let records = 0;
+  for (const recs of events) {
+    for (const r of recs) {
+      if (!(r instanceof RawRecord)) return undefined;
+      size += r.end - r.start;
+    }
+    records += recs.length;
+  }
+  const bytes = Buffer.from(takeBuffer(size) ?? roomFor(size));
+  const index = new Int32Array(events.length + 2 * records);
+  let at = 0;
+  let pos = 0;
+  for (const recs of events) {
+    index[at++] = recs.length;
+    for (const r of recs as RawRecord[]) {
+      index[at++] = pos;
+      pos += r.raw.copy(bytes, pos, r.start, r.end);
+      index[at++] = pos;
+    }
+  }
+  return { bytes: bytes.buffer as ArrayBuffer, index, events: events.length };
+}
 
 /** Interprets and serializes events in worker threads, handing results back in order. */
 class EncoderPool {
@@ -74,6 +109,9 @@ class EncoderPool {
     this.maxInFlight = n * IN_FLIGHT_PER_WORKER;
   }
 
+  // JSON bytes per event of recent batches (a decaying maximum): the size of spare buffers to send.
+  private bytesPerEvent = 0;
+
   get inFlight(): number {
     return this.seq - this.delivered;
   }
@@ -81,12 +119,19 @@ class EncoderPool {
   send(events: AuditRecord[][], cursor: Cursor | undefined): void {
     const seq = this.seq++;
     this.cursors.set(seq, cursor);
-    const spare = this.bytes ? takeBuffer() : undefined;
-    this.workers[this.next]!.postMessage({ seq, flat: packEvents(events), bytes: this.bytes, spare } satisfies WorkerRequest, spare ? [spare] : []);
+    // The smallest pooled buffer the batch's JSON will fit in: the pool also holds other stages' buffers.
+    const spare = this.bytes ? takeBuffer(Math.ceil(events.length * this.bytesPerEvent * 1.05)) : undefined;
+    const transfer: ArrayBuffer[] = spare ? [spare] : [];
+    const raw = this.bytes ? rawLines(events) : undefined;
+    if (raw !== undefined) transfer.push(raw.bytes, raw.index.buffer as ArrayBuffer);
+    const request: WorkerRequest = raw !== undefined ? { seq, flat: [], raw, bytes: true, spare } : { seq, flat: packEvents(events), bytes: this.bytes, spare };
+    this.workers[this.next]!.postMessage(request, transfer);
     this.next = (this.next + 1) % this.workers.length;
   }
 
   private reply(m: WorkerReply): void {
+    if (m.free) giveBuffer(m.free);
+    if (m.bytes !== undefined && m.count > 0) this.bytesPerEvent = Math.max(m.bytes.byteLength / m.count, this.bytesPerEvent * 0.98);
     this.replies.set(m.seq, m);
     // Workers finish out of order; results leave in the order they were sent.
     for (let r = this.replies.get(this.delivered); r; r = this.replies.get(this.delivered)) {
@@ -221,6 +266,7 @@ export class Coalescer extends Transform {
       }
     }
     this.expireSettled();
+    if (batchNo % DETACH_EVERY === 0) this.detachLongOpen(batchNo);
     this.trackCursor(batchNo, getCursor(batch));
     this.flushOut();
     if (this.pool) this.pool.whenBelow(this.pool.maxInFlight, () => done());
@@ -255,6 +301,23 @@ export class Coalescer extends Transform {
       if (ev.lastSeq > seqLimit && ev.time >= timeLimit) break;
       this.open.delete(key);
       this.complete(ev);
+    }
+  }
+
+  /**
+   * A RawRecord keeps its whole source chunk (up to the file's chunkSize)
+   * alive: an event open for long must not hold one chunk per record. Events
+   * begun DETACH_AFTER input batches ago get their raw records copied out.
+   * Open events are in first-arrival order: the walk stops at the first young one.
+   */
+  private detachLongOpen(batchNo: number): void {
+    for (const ev of this.open.values()) {
+      if (ev.batchNo > batchNo - DETACH_AFTER) break;
+      const recs = ev.records;
+      for (let i = 0; i < recs.length; i++) {
+        const r = recs[i]!;
+        if (r instanceof RawRecord && !r.detached) recs[i] = r.detach();
+      }
     }
   }
 
@@ -364,6 +427,8 @@ export class Coalescer extends Transform {
 
 export default defineStage<CoalesceOptions>({
   kind: 'transform',
+  // the file and stdin sources then hand over lines as bytes with only their headers read (src/audit/raw-record.ts)
+  acceptsRawRecords: true,
   use: 'coalesce',
   description: 'records → one event per kernel event (ECS/Auditbeat layout), completed on EOE, lookahead, settle time, idle time or end of input',
   schema,

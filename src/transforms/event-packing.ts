@@ -15,6 +15,11 @@ export function packEvents(events: AuditRecord[][]): Array<string | number> {
   return flat;
 }
 
+/** The records of the one event whose record count is at flat[at]. */
+export function unpackEventAt(flat: Array<string | number>, at: number): AuditRecord[] {
+  return unpackEvents(flat.slice(at, at + 1 + FIELDS_PER_RECORD * (flat[at] as number)))[0]!;
+}
+
 export function unpackEvents(flat: Array<string | number>): AuditRecord[][] {
   const out: AuditRecord[][] = [];
   let i = 0;

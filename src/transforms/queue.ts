@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Level } from 'level';
+import { levelDb, type LevelDb } from '../level-db.js';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { packEvents, unpackEvents, unpackLines } from '../link/codec.js';
@@ -52,7 +52,7 @@ interface Header {
 }
 
 export class Queue extends Duplex implements QueueService, AcksService {
-  private db!: Level<string, Buffer>;
+  private db!: LevelDb;
   private readonly hw = new Map<string, number>();
   private nextSeq = 0;
   private readSeq = 0;
@@ -89,7 +89,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
   async open(): Promise<void> {
     const dir = path.resolve(this.ctx.baseDir, this.opts.dir);
     fs.mkdirSync(path.dirname(dir), { recursive: true });
-    this.db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    this.db = await levelDb(dir);
     try {
       await this.db.open();
     } catch (e) {

@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Level } from 'level';
+import { levelDb, type LevelDb } from '../level-db.js';
 import { defineStage, BATCH_HWM, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
 import { packEvents } from '../link/codec.js';
@@ -57,7 +57,7 @@ const keyOffset = (k: string) => parseInt(k.slice(1), 16);
 const ENTRY_LT = 'f';
 const VALUE_HEAD = 12;
 
-type Db = Level<string, Buffer>;
+type Db = LevelDb;
 
 export class Spool extends Duplex implements SpoolService {
   id = '';
@@ -137,7 +137,7 @@ export class Spool extends Duplex implements SpoolService {
   }
 
   private async load(): Promise<void> {
-    this.db = new Level<string, Buffer>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    this.db = await levelDb(this.dir);
     await this.db.open();
     const meta = await this.db.getMany(['m:id', 'm:acked', 'm:next', 'm:recent']);
     if (meta[3]) {
@@ -520,7 +520,7 @@ function eventId(ev: unknown): string | undefined {
 /** The resume cursor committed with the spool's events, read before the pipeline starts (the file source needs it first). */
 export async function readSpoolCursor(dir: string): Promise<{ path?: string; dev: number; ino: number; offset: number } | undefined> {
   if (!fs.existsSync(dir)) return undefined;
-  const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  const db = await levelDb(dir);
   try {
     await db.open();
     const v = await db.get('m:cursor');
