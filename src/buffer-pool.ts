@@ -10,7 +10,7 @@
 // Main-thread side: one pool per thread, bounded; nothing relies on a buffer
 // coming back (a batch dropped anywhere is simply collected).
 
-const MAX_POOLED = 8;
+const MAX_POOLED = 16;
 // Buffers worth keeping: small ones are cheap, huge ones would hold memory.
 const MIN_SIZE = 64 * 1024;
 const MAX_SIZE = 16 * 1024 * 1024;

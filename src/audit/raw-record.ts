@@ -1,4 +1,27 @@
 import { parseRecordLine, type AuditRecord } from './record.js';
+import { giveBuffer } from '../buffer-pool.js';
+
+/**
+ * A source chunk shared by the RawRecords read from it. It goes back to the
+ * buffer pool once it is sealed (no more records will be read from it) and
+ * every record has been released (its bytes copied elsewhere); a record never
+ * released leaves the chunk to the collector. Reusing chunks matters: freeing
+ * a few hundred KB is an munmap, with a TLB shootdown on every core.
+ */
+export class Chunk {
+  live = 0;
+  sealed = false;
+  constructor(readonly buffer: ArrayBuffer) {}
+
+  seal(): void {
+    this.sealed = true;
+    if (this.live === 0) giveBuffer(this.buffer);
+  }
+
+  release(): void {
+    if (--this.live === 0 && this.sealed) giveBuffer(this.buffer);
+  }
+}
 
 /**
  * A record whose header the native line scanner read (native/interpret,
@@ -11,6 +34,8 @@ import { parseRecordLine, type AuditRecord } from './record.js';
 export class RawRecord implements AuditRecord {
   declare node?: string;
   private full: AuditRecord | undefined;
+  /** The pooled chunk `raw` is part of, until this record's bytes are copied out (release). */
+  private chunk: Chunk | undefined;
 
   constructor(
     /** The bytes the line is in (a source chunk of its own, never reused). */
@@ -24,8 +49,23 @@ export class RawRecord implements AuditRecord {
     readonly serial: number,
     readonly id: string,
     node: string | undefined,
+    chunk?: Chunk,
   ) {
     if (node !== undefined) this.node = node;
+    if (chunk !== undefined) {
+      chunk.live++;
+      this.chunk = chunk;
+    }
+  }
+
+  /**
+   * The bytes have been copied where they are needed: the chunk may be
+   * reused, and this record must not be read again. Once only.
+   */
+  release(): void {
+    const c = this.chunk;
+    this.chunk = undefined;
+    c?.release();
   }
 
   private parsed(): AuditRecord {
@@ -54,7 +94,9 @@ export class RawRecord implements AuditRecord {
   detach(): RawRecord {
     const own = Buffer.alloc(this.end - this.start);
     this.raw.copy(own, 0, this.start, this.end);
-    return new RawRecord(own, 0, own.length, this.typeNum, this.sec, this.msec, this.serial, this.id, this.node);
+    const d = new RawRecord(own, 0, own.length, this.typeNum, this.sec, this.msec, this.serial, this.id, this.node);
+    this.release();
+    return d;
   }
 
   /** As a plain record, should one be serialized. */

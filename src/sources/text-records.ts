@@ -1,7 +1,8 @@
 import { LineSplitter } from './line-splitter.js';
 import { parseRecordLine, type AuditRecord } from '../audit/record.js';
 import { MAX_BATCH, type Batch, type StageContext } from '../stage.js';
-import { RawRecord } from '../audit/raw-record.js';
+import { RawRecord, Chunk } from '../audit/raw-record.js';
+import { takeBuffer, roomFor } from '../buffer-pool.js';
 import { nativeInterpreterAvailable, scanLines, SCAN_SLOTS, LINE_RECORD, LINE_EMPTY } from '../audit/native-interpret.js';
 
 /** Where re-reading a file must start to lose nothing; attached to batches (non-enumerable). */
@@ -44,6 +45,8 @@ export class TextRecordReader {
   /** Raw mode: the splitter holds the current partial line. */
   private inSplitter = false;
   private scan: Float64Array | undefined;
+  /** Raw mode: the chunk being scanned. */
+  private chunk: Chunk | undefined;
 
   constructor(
     private readonly ctx: StageContext,
@@ -71,20 +74,27 @@ export class TextRecordReader {
     return this.splitter.lineNo;
   }
 
-  push(chunk: Buffer): void {
-    if (!this.raw) return this.splitter.push(chunk);
-    let data = chunk;
+  push(input: Buffer): void {
+    if (!this.raw) return this.splitter.push(input);
+    let data = input;
     if (this.inSplitter) {
-      const nl = chunk.indexOf(10);
-      if (nl < 0) return this.splitter.push(chunk);
+      const nl = input.indexOf(10);
+      if (nl < 0) return this.splitter.push(input);
       // up to and with the newline: the splitter's partial line ends, its decoder is clean again
-      this.splitter.push(chunk.subarray(0, nl + 1));
+      this.splitter.push(input.subarray(0, nl + 1));
       this.inSplitter = false;
-      data = chunk.subarray(nl + 1);
+      data = input.subarray(nl + 1);
     }
-    // Bytes of our own: the source reads into one buffer again and again, and RawRecords keep theirs.
-    const buf = this.rawPending !== undefined ? Buffer.concat([this.rawPending, data]) : Buffer.from(data);
+    // Bytes of our own (the source reads into one buffer again and again, and RawRecords keep
+    // theirs), in a pooled buffer that comes back once every record read from it is sent on.
+    const pending = this.rawPending?.length ?? 0;
+    const size = pending + data.length;
+    const chunk = new Chunk(takeBuffer(size) ?? roomFor(size));
+    const buf = Buffer.from(chunk.buffer, 0, size);
+    if (pending > 0) this.rawPending!.copy(buf, 0);
+    data.copy(buf, pending);
     this.rawPending = undefined;
+    this.chunk = chunk;
     const scan = (this.scan ??= new Float64Array(SCAN_SLOTS * 4096));
     const capacity = scan.length / SCAN_SLOTS;
     let pos = 0;
@@ -94,6 +104,8 @@ export class TextRecordReader {
       if (n > 0) pos = scan[(n - 1) * SCAN_SLOTS + 1]! + 1;
       if (n < capacity) break;
     }
+    this.chunk = undefined;
+    chunk.seal();
     if (pos < buf.length) {
       const tail = buf.subarray(pos);
       // Longer than any line we keep could be (3 bytes per UTF-16 unit at most): the splitter skips it.
@@ -101,6 +113,7 @@ export class TextRecordReader {
         this.inSplitter = true;
         this.splitter.push(tail);
       } else {
+        // a copy: the chunk may go back to the pool before this line is complete
         this.rawPending = Buffer.from(tail);
       }
     }
@@ -115,7 +128,7 @@ export class TextRecordReader {
     if (status === LINE_RECORD && end - start <= this.maxLineLength) {
       this.ctx.counters.in++;
       const nodeStart = scan[o + 9]!;
-      const r = new RawRecord(buf, start, end, scan[o + 3]!, scan[o + 4]!, scan[o + 5]!, scan[o + 6]!, buf.toString('latin1', scan[o + 7], scan[o + 8]), nodeStart >= 0 ? buf.toString('utf8', nodeStart, scan[o + 10]) : undefined);
+      const r = new RawRecord(buf, start, end, scan[o + 3]!, scan[o + 4]!, scan[o + 5]!, scan[o + 6]!, buf.toString('latin1', scan[o + 7], scan[o + 8]), nodeStart >= 0 ? buf.toString('utf8', nodeStart, scan[o + 10]) : undefined, this.chunk);
       this.batch.push(r);
       if (this.batch.length >= MAX_BATCH) this.flush();
     } else if (status === LINE_EMPTY) {

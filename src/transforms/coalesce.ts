@@ -77,6 +77,7 @@ function rawLines(events: AuditRecord[][]): WorkerRequest['raw'] {
       index[at++] = pos;
       pos += r.raw.copy(bytes, pos, r.start, r.end);
       index[at++] = pos;
+      r.release();
     }
   }
   return { bytes: bytes.buffer as ArrayBuffer, index, events: events.length };

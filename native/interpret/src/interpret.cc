@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <string>
 #include <string_view>
@@ -237,7 +238,24 @@ struct Out {
     }
     uint8_t* o = p + n;
     *o++ = '"';
-    for (unsigned char c : s) {
+    const unsigned char* in = reinterpret_cast<const unsigned char*>(s.data());
+    size_t len = s.size(), i = 0;
+    for (;;) {
+      // Runs of bytes that need no escape, eight at a time: no byte below
+      // 0x20, no '"', no '\\' (the usual bit tricks for "some byte is zero").
+      while (i + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, in + i, 8);
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        uint64_t special = ((w - ones * 0x20) | ((q - ones) & ~q) | ((b - ones) & ~b)) & ~w & highs;
+        if (special) break;
+        memcpy(o, in + i, 8);
+        o += 8;
+        i += 8;
+      }
+      if (i >= len) break;
+      unsigned char c = in[i++];
       if (c >= 0x20 && c != '"' && c != '\\') {
         *o++ = c;
         continue;
@@ -271,8 +289,15 @@ struct Out {
   }
   void num(int64_t v) {
     char b[24];
-    int len = snprintf(b, sizeof b, "%lld", static_cast<long long>(v));
-    raw(b, len);
+    char* e = b + sizeof b;
+    char* q = e;
+    uint64_t u = v < 0 ? 0 - uint64_t(v) : uint64_t(v);
+    do {
+      *--q = char('0' + u % 10);
+      u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    raw(q, size_t(e - q));
   }
 };
 
@@ -402,11 +427,18 @@ struct Scanner {
 // (sorted first by the engine), an empty name.
 void checkNames(const Fields& f) {
   const auto& l = f.list;
+  // A repeat is looked for only among names with the same small hash.
+  uint64_t seen[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < l.size(); i++) {
     sv n = l[i].name;
     if (n.empty() || allDigits(n) || PROTO_NAMES.has(n)) throw Bail();
-    for (size_t k = 0; k < i; k++)
-      if (l[k].name.size() == n.size() && l[k].name[0] == n[0] && eq(l[k].name, n)) throw Bail();
+    unsigned h = (unsigned(n.size()) * 31u + (unsigned char)n[0] * 7u + (unsigned char)n.back() * 3u + (unsigned char)n[n.size() >> 1]) & 255u;
+    uint64_t bit = uint64_t(1) << (h & 63);
+    if (seen[h >> 6] & bit) {
+      for (size_t k = 0; k < i; k++)
+        if (eq(l[k].name, n)) throw Bail();
+    }
+    seen[h >> 6] |= bit;
   }
 }
 
@@ -442,15 +474,27 @@ void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
 void writeTimestamp(Out& o, int64_t sec, int64_t msec) {
   // beyond year 9999 (or a 4-digit msec) JavaScript's Date writes another form
   if (msec > 999 || sec >= 253402300800LL) throw Bail();
-  int64_t days = sec / 86400, rem = sec % 86400;
-  int64_t y;
-  unsigned m, d;
-  civilFromDays(days, y, m, d);
+  // Events come in time order: the date part is formatted once per second.
+  thread_local int64_t lastSec = -1;
+  thread_local char prefix[32];
+  thread_local int prefixLen = 0;
+  if (sec != lastSec) {
+    int64_t days = sec / 86400, rem = sec % 86400;
+    int64_t y;
+    unsigned m, d;
+    civilFromDays(days, y, m, d);
+    prefixLen = snprintf(prefix, sizeof prefix, "\"%04lld-%02u-%02uT%02lld:%02lld:%02lld.", static_cast<long long>(y), m, d,
+                         static_cast<long long>(rem / 3600), static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60));
+    lastSec = sec;
+  }
   char b[40];
-  int len = snprintf(b, sizeof b, "\"%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ\"", static_cast<long long>(y), m, d,
-                     static_cast<long long>(rem / 3600), static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60),
-                     static_cast<long long>(msec));
-  o.raw(b, len);
+  memcpy(b, prefix, prefixLen);
+  b[prefixLen] = char('0' + msec / 100);
+  b[prefixLen + 1] = char('0' + msec / 10 % 10);
+  b[prefixLen + 2] = char('0' + msec % 10);
+  b[prefixLen + 3] = 'Z';
+  b[prefixLen + 4] = '"';
+  o.raw(b, size_t(prefixLen + 5));
 }
 
 bool startsWith(sv s, const char* p) { return s.substr(0, strlen(p)) == p; }
@@ -830,10 +874,11 @@ void interpretEvent(std::vector<Record>& recs, size_t count, std::deque<std::str
       std::vector<sv> args;
       char nm[24];
       for (int n = 0;; n++) {
-        snprintf(nm, sizeof nm, "a%d", n);
+        nm[0] = 'a';
+        char* nmEnd = std::to_chars(nm + 1, nm + sizeof nm, n).ptr;
         const sv* v = nullptr;
         for (size_t i : execves)
-          if ((v = recs[i].fields.get(nm))) break;
+          if ((v = recs[i].fields.get(sv(nm, size_t(nmEnd - nm))))) break;
         if (!v) break;
         args.push_back(*v);
       }
