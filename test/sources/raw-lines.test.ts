@@ -14,7 +14,8 @@ import { StageCounters, type StageContext, type RecordProblem } from '../../src/
 import { RawRecord } from '../../src/audit/raw-record.js';
 import { nativeInterpreterAvailable } from '../../src/audit/native-interpret.js';
 import type { AuditRecord } from '../../src/audit/record.js';
-import { tmpdir } from '../helpers/run.js';
+import { tmpdir, waitFor, sleep } from '../helpers/run.js';
+import { buildPipeline } from '../../src/pipeline.js';
 import { skafeBin } from '../helpers/env.js';
 
 const rec = (serial: number, body = 'arch=c000003e syscall=59 success=yes exit=0 pid=1 uid=0 comm="ls" exe="/usr/bin/ls" key=(null)', type = 'SYSCALL') =>
@@ -160,4 +161,37 @@ t.test('an event open across many chunks keeps its records, copied out of their 
   const d = r.detach();
   t.ok(d.detached && !r.detached, 'detached: its own bytes');
   t.same(plain(d), plain(r), 'and the same record');
+});
+
+t.test('raw mode follows a file across partial lines, rotation and truncation', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'audit.log');
+  const out = path.join(dir, 'events.jsonl');
+  fs.writeFileSync(file, rec(1));
+  const p = await buildPipeline(
+    { stages: [{ use: 'file', path: file, follow: true, pollIntervalMs: 20 }, { use: 'coalesce', idleTimeoutMs: 50 }, { use: 'jsonl', path: out }] },
+    { log: { info() {}, warn() {}, error() {} } },
+  );
+  const running = p.run();
+  const serials = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { auditd: { sequence: number } }).auditd.sequence) : []);
+  await waitFor(() => serials().length === 1, 10000, 'the first event');
+  // a line written in two parts: the first part waits in the reader until its newline comes
+  const two = rec(2);
+  fs.appendFileSync(file, two.slice(0, 40));
+  await sleep(100);
+  fs.appendFileSync(file, two.slice(40) + rec(3));
+  await waitFor(() => serials().length === 3, 10000, 'the line written in two parts');
+  // rotated: what was appended before the rename is read first, then the new file from its start
+  fs.appendFileSync(file, rec(4));
+  fs.renameSync(file, file + '.1');
+  fs.writeFileSync(file, rec(5));
+  await waitFor(() => serials().length === 5, 10000, 'across rotation');
+  fs.appendFileSync(file, rec(6) + rec(7));
+  await waitFor(() => serials().length === 7, 10000, 'appended after rotation');
+  // truncated in place (copytruncate), shorter than what was read: read again from the top
+  fs.writeFileSync(file, rec(8));
+  await waitFor(() => serials().length === 8, 10000, 'after truncation');
+  p.stop();
+  await running;
+  t.same(serials(), [1, 2, 3, 4, 5, 6, 7, 8], 'every event once, in order');
 });
