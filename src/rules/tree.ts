@@ -10,6 +10,8 @@ import { projectionFor, type Projection } from './projection.js';
 interface Matcher {
   kp: KeyPath;
   re: RegExp;
+  /** Index of its key among the tree's distinct keys (evaluateSync reads each key once per event). */
+  slot: number;
 }
 
 interface CompiledNode {
@@ -40,11 +42,26 @@ export class RuleTree {
    */
   readonly projection: Projection;
 
+  // evaluateSync's per-event cache of what each distinct key yields: a hundred
+  // rules over a dozen keys would otherwise walk the event for the same key
+  // again at every node. valueAt[slot] === valueGen: values[slot] is this event's.
+  private readonly valueAt: number[];
+  private readonly values: string[][];
+  private valueGen = 0;
+
   constructor(readonly set: RuleSet) {
+    const slots = new Map<string, number>();
     this.nodes = set.nodes.map((spec) => ({
       spec,
-      matchers: spec.matches.map((m) => ({ kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern) })),
+      matchers: spec.matches.map((m) => {
+        const id = `${m.key}\0${m.paths.join('\0')}`;
+        let slot = slots.get(id);
+        if (slot === undefined) slots.set(id, (slot = slots.size));
+        return { kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern), slot };
+      }),
     }));
+    this.valueAt = new Array<number>(slots.size).fill(0);
+    this.values = new Array<string[]>(slots.size).fill([]);
     this.roots = set.roots;
     this.hasScripts = set.nodes.some((n) => n.action === 'script');
     this.projection = projectionFor(
@@ -58,20 +75,47 @@ export class RuleTree {
     return null;
   }
 
+  /** matchNode with the key values read once per event (valueGen is the event). Synchronous callers only. */
+  private matchNodeCached(n: CompiledNode, event: unknown): boolean {
+    for (const m of n.matchers) {
+      let vs: string[];
+      if (this.valueAt[m.slot] === this.valueGen) vs = this.values[m.slot]!;
+      else {
+        vs = this.values[m.slot] = keyValues(event, m.kp);
+        this.valueAt[m.slot] = this.valueGen;
+      }
+      let ok = false;
+      for (let i = 0; i < vs.length; i++) {
+        if (m.re.test(vs[i]!)) {
+          ok = true;
+          break;
+        }
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }
+
   /**
    * The nodes whose trigger fires for `event`, in firing order. Only for trees
    * without script rules (the fast path the worker threads take).
    */
   evaluateSync(event: unknown): number[] {
     const hits: number[] = [];
-    const visit = (i: number) => {
-      const n = this.nodes[i]!;
-      if (this.matchNode(n, event)) return;
-      if (n.spec.trigger) hits.push(i);
-      for (const w of n.spec.watchers) visit(w);
-    };
-    for (const r of this.roots) visit(r);
+    // a new event: every cached key value is stale
+    if (++this.valueGen === 0x7fffffff) {
+      this.valueGen = 1;
+      this.valueAt.fill(0);
+    }
+    for (const r of this.roots) this.visitSync(r, event, hits);
     return hits;
+  }
+
+  private visitSync(i: number, event: unknown, hits: number[]): void {
+    const n = this.nodes[i]!;
+    if (!this.matchNodeCached(n, event)) return;
+    if (n.spec.trigger) hits.push(i);
+    for (const w of n.spec.watchers) this.visitSync(w, event, hits);
   }
 
   /** As evaluateSync, awaiting script rules through `script`. */
