@@ -21,6 +21,8 @@ export interface BatchRequest {
   spare?: ArrayBuffer;
   /** With `bytes`: the output's expected size, so the buffer is made big enough once instead of grown. */
   sizeHint?: number;
+  /** For encoded events: their projections where already made (native-projection.ts; undefined: not made). */
+  projected?: Array<Record<string, unknown> | undefined>;
 }
 
 export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
@@ -28,9 +30,11 @@ export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
 
-/** What the tree and the output read of an event: for JSON text, only the parts the tree asks for. */
-function forTree(tree: RuleTree, e: unknown, encoded: boolean): unknown {
-  return encoded ? (projectJson(e as string, tree.projection) ?? JSON.parse(e as string)) : e;
+/** What the tree and the output read of event i: for JSON text, only the parts the tree asks for. */
+function forTree(tree: RuleTree, req: BatchRequest, i: number): unknown {
+  const e = req.events[i];
+  if (!req.encoded) return e;
+  return req.projected?.[i] ?? projectJson(e as string, tree.projection) ?? JSON.parse(e as string);
 }
 
 function isRecord(e: unknown): e is Record<string, unknown> {
@@ -72,7 +76,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
     const hits: number[][] = new Array(n);
     let matched = 0;
     for (let i = 0; i < n; i++) {
-      const h = tree.evaluateSync(forTree(tree, req.events[i], req.encoded));
+      const h = tree.evaluateSync(forTree(tree, req, i));
       hits[i] = h;
       if (h.length) matched++;
     }
@@ -82,7 +86,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   if (req.bytes) {
     const b = new LineBytesBuilder(req.spare, req.sizeHint);
     for (let i = 0; i < n; i++) {
-      const e = forTree(tree, req.events[i], req.encoded);
+      const e = forTree(tree, req, i);
       const h = tree.evaluateSync(e);
       if (h.length === 0) continue;
       matched++;
@@ -92,7 +96,7 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   }
   const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < n; i++) {
-    const e = forTree(tree, req.events[i], req.encoded);
+    const e = forTree(tree, req, i);
     const h = tree.evaluateSync(e);
     if (h.length === 0) continue;
     matched++;

@@ -4,6 +4,7 @@ import { outputNodes, type OutputNode } from './output.js';
 import { evaluateBatch, evaluateBatchSync, type BatchResult } from './batch.js';
 import type { RuleSet } from './load.js';
 import { splitJsonLines } from '../stage.js';
+import { NativeProjector } from './native-projection.js';
 
 // A rule-engine worker thread: holds the compiled tree of each live rule-set
 // generation and evaluates batches of events. Events arrive as objects or, when
@@ -20,7 +21,7 @@ export type ToMatchWorker =
    * a transferred buffer (`events` then empty); `spare`: a buffer for the
    * output bytes (src/buffer-pool.ts).
    */
-  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: ArrayBuffer; inputLength?: number; spare?: ArrayBuffer }
+  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: ArrayBuffer; inputLength?: number; spare?: ArrayBuffer; projected?: Array<Record<string, unknown> | undefined> }
   /** Script answers: cid, 0|1, cid, 0|1, … */
   | { t: 'answers'; values: number[] };
 
@@ -32,7 +33,7 @@ export type FromMatchWorker =
   | { t: 'scripts'; calls: number[] };
 
 const port = parentPort!;
-const trees = new Map<number, { tree: RuleTree; nodes: OutputNode[] }>();
+const trees = new Map<number, { tree: RuleTree; nodes: OutputNode[]; projector: NativeProjector | undefined }>();
 const scriptCalls = new Map<number, (v: boolean) => void>();
 let nextCid = 1;
 let outgoing: number[] = [];
@@ -65,9 +66,13 @@ function failed(bid: number, e: unknown): void {
 port.on('message', (m: ToMatchWorker) => {
   switch (m.t) {
     case 'load':
-      trees.set(m.gen, { tree: new RuleTree(m.set), nodes: outputNodes(m.set.nodes) });
+      {
+        const tree = new RuleTree(m.set);
+        trees.set(m.gen, { tree, nodes: outputNodes(m.set.nodes), projector: tree.hasScripts ? undefined : NativeProjector.create(tree.projection) });
+      }
       return;
     case 'drop':
+      trees.get(m.gen)?.projector?.dispose();
       trees.delete(m.gen);
       return;
     case 'answers': {
@@ -80,8 +85,15 @@ port.on('message', (m: ToMatchWorker) => {
       return;
     }
     case 'eval': {
-      if (m.input !== undefined) m.events = splitJsonLines(new Uint8Array(m.input, 0, m.inputLength));
       const g = trees.get(m.gen);
+      if (m.input !== undefined) {
+        // natively projected where the addon is built: the tree then reads no JSON text itself
+        if (g?.projector) {
+          const p = g.projector.project(new Uint8Array(m.input), m.inputLength ?? m.input.byteLength);
+          m.events = p.texts;
+          m.projected = p.projected;
+        } else m.events = splitJsonLines(new Uint8Array(m.input, 0, m.inputLength));
+      }
       if (!g) return failed(m.bid, `no rule set generation ${m.gen}`);
       if (!g.tree.hasScripts) {
         let r: BatchResult;

@@ -12,6 +12,7 @@ import { buildPipeline } from '../../src/pipeline.js';
 import rulesStage from '../../src/transforms/rules.js';
 import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, markEncodedBytes, type StageContext } from '../../src/stage.js';
 import { projectJson, projectionFor } from '../../src/rules/projection.js';
+import { NativeProjector } from '../../src/rules/native-projection.js';
 import { loadRuleSet } from '../../src/rules/load.js';
 import { RuleTree } from '../../src/rules/tree.js';
 import { ALIASES } from '../../src/rules/aliases.js';
@@ -343,4 +344,48 @@ t.test("the server queue's release mark goes on with each batch's output, on its
     t.ok(seen.some(([n, r]) => n === 0 && r === 1), 'a batch where nothing fired still carries its release (empty)');
     t.ok(seen.some(([n, r]) => n > 0 && r === undefined), 'earlier pieces of a batch carry none');
   }
+});
+
+t.test('the native projection builds what projectJson builds, line by line', async (t) => {
+  const keys = [
+    ...Object.entries(ALIASES).map(([k, v]) => compileKeyPath(k, [...v])),
+    ...['process.args', 'process.args.0', 'auditd.paths.name', 'auditd.paths.1.name', 'auditd.data.a0', 'event.id', 'event.1', 'auditd.records.type', 'auditd.records.fields.name', 'user', 'rule.name', '', '__proto__.x', 'a\\', 'ü.x'].map((k) => compileKeyPath(k, [k])),
+  ];
+  const projection = projectionFor(keys, ['rule', 'event']);
+  const projector = NativeProjector.create(projection);
+  if (!t.ok(projector, 'the native projection is built')) return;
+  const odd = [
+    '{"__proto__":{"x":"own key"},"event":{"id":"p"}}',
+    '{"process":{"executable":"a"},"process":{"name":"b"}}', // a repeated key: the last one counts, whole
+    '{"pro\\u0063ess":{"executable":"escaped key"}}',
+    '{"process":{"args":["a\\"b","c\\\\d","\\u00e9"]},"user":{"name":"ü 日本"}}',
+    '{"auditd":{"paths":[{"name":"p0"},{"name":["p1",null]},[{"name":"deep"}]],"data":{"a0":12}}}',
+    '{"process":{"args":tru}}', // not JSON: projectJson's own answer
+    '{"process":{"executable":"x"', // truncated
+    '{"a":1}x', // trailing text
+    '{ "a": 1 }', // whitespace
+    '[1,2]',
+    '',
+    '{}',
+    '{"event":{}, "x":1}',
+    '{"ü":{"x":"unicode key"},"event":{"kind":"event"}}',
+    '{"process":{"args":[]},"auditd":{"paths":[]}}',
+    '{"user":123,"process":{"pid":-1.5e3}}',
+  ];
+  const all = [...texts, ...odd];
+  const bytes = Buffer.from(all.join('\n') + '\n');
+  const got = projector!.project(bytes, bytes.length);
+  t.same(got.texts, all, 'the lines, decoded as splitJsonLines decodes them');
+  // structure, values and prototypes (projectJson builds null-prototype objects)
+  const show = (v: unknown): string =>
+    v === undefined ? 'undefined' : v === null || typeof v !== 'object' ? JSON.stringify(v) : Array.isArray(v) ? `[${v.map(show).join(',')}]` : `${Object.getPrototypeOf(v) === null ? 'N' : 'O'}{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${show((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  let differ = 0;
+  all.forEach((text, i) => {
+    const want = show(projectJson(text, projection));
+    const have = show(got.projected[i]);
+    if (want !== have && differ++ < 3) t.comment(`line ${i}: ${text.slice(0, 120)}\n  projectJson ${want.slice(0, 300)}\n  native      ${have.slice(0, 300)}`);
+  });
+  t.equal(differ, 0, `the same projection for all ${all.length} lines`);
+  t.ok(got.native >= texts.length, `the addon projected every event line (${got.native} of ${all.length} lines)`);
+  projector!.dispose();
 });

@@ -1553,6 +1553,12 @@ napi_value InterpretRaw(napi_env env, napi_callback_info info) {
   return zero;
 }
 
+}  // namespace
+
+void RegisterProjection(napi_env env, napi_value exports);  // project.cc
+
+namespace {
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setArches", nullptr, SetArches, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -1563,6 +1569,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"interpretRaw", nullptr, InterpretRaw, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  RegisterProjection(env, exports);
   return exports;
 }
 
