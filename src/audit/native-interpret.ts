@@ -5,13 +5,11 @@
 // come back marked and are written by the JavaScript path, so problems are
 // reported in one place. SKAFE_NATIVE_INTERPRET=0 switches it off; without
 // the addon (not built) everything runs in JavaScript.
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { archTable } from './arch.js';
 import { nameTables } from './users.js';
 import { recordTypeTable } from './record-types.js';
 import { roomFor } from '../buffer-pool.js';
+import { interpretAddon } from '../native-addon.js';
 
 interface Addon {
   setArches(list: Array<[string, string, ReadonlyArray<string | undefined>]>): void;
@@ -22,26 +20,12 @@ interface Addon {
   interpretRaw(bytes: Uint8Array, index: Int32Array, state: Int32Array, out: Uint8Array, marks: Int32Array): number;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-// dist/src/audit → the checkout's native/; src/audit when run from source
-const CANDIDATES = [path.resolve(here, '../../../native/interpret/build/Release/skafe_interpret.node'), path.resolve(here, '../../native/interpret/build/Release/skafe_interpret.node')];
-
-let addon: Addon | null | undefined;
+let ready = false;
 
 function loadAddon(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.env.SKAFE_NATIVE_INTERPRET === '0') return addon;
-  for (const file of CANDIDATES) {
-    try {
-      addon = require(file) as Addon;
-      break;
-    } catch {
-      // not built here: try the next place, else JavaScript
-    }
-  }
-  if (addon) {
+  const addon = interpretAddon<Addon>();
+  if (addon && !ready) {
+    ready = true;
     addon.setArches(archTable());
     const types = recordTypeTable();
     addon.setRecordTypes(types.map((t) => t[1]), types.map((t) => t[0]));

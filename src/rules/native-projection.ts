@@ -4,35 +4,14 @@
 // objects projectJson builds (null-prototype objects, arrays, values as
 // JSON.parse reads them). Lines the addon leaves alone, and any value that
 // does not parse, go through projectJson on the decoded text as before.
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { projectJson, type Projection } from './projection.js';
+import { interpretAddon } from '../native-addon.js';
 
 interface Addon {
   setProjection(id: number, nodes: Array<[boolean, boolean, string[], number[], number[]]> | null): void;
   projectLines(id: number, bytes: Uint8Array, length: number): Int32Array;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-const CANDIDATES = [path.resolve(here, '../../../native/interpret/build/Release/skafe_interpret.node'), path.resolve(here, '../../native/interpret/build/Release/skafe_interpret.node')];
-
-let addon: Addon | null | undefined;
-function loadAddon(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.env.SKAFE_NATIVE_INTERPRET === '0') return addon;
-  for (const file of CANDIDATES) {
-    try {
-      addon = require(file) as Addon;
-      break;
-    } catch {
-      // not built here: projectJson does it all
-    }
-  }
-  return addon;
-}
 
 const OP_OBJECT = 1;
 const OP_ARRAY = 2;
@@ -83,7 +62,7 @@ export class NativeProjector {
   }
 
   static create(projection: Projection): NativeProjector | undefined {
-    const a = loadAddon();
+    const a = interpretAddon<Addon>();
     return a === null ? undefined : new NativeProjector(a, projection);
   }
 

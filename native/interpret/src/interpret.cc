@@ -17,6 +17,8 @@
 
 #include <node_api.h>
 
+#include "napi_util.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -31,6 +33,8 @@
 namespace {
 
 using sv = std::string_view;
+using skafe::fail;
+using skafe::getString;
 
 // Equality for the short names compared everywhere here: inline, no library call.
 inline bool eq(sv a, sv b) {
@@ -1102,38 +1106,6 @@ void interpretEvent(std::vector<Record>& recs, size_t count, std::deque<std::str
 
 // ---------------------------------------------------------------- N-API
 
-#define CHECK(call)                                  \
-  do {                                               \
-    if ((call) != napi_ok) return fail(env, #call);  \
-  } while (0)
-
-napi_value fail(napi_env env, const char* what) {
-  const napi_extended_error_info* info = nullptr;
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_error(env, nullptr, (std::string("skafe_interpret: ") + what + (info && info->error_message ? std::string(": ") + info->error_message : "")).c_str());
-  return nullptr;
-}
-
-bool getString(napi_env env, napi_value v, std::string& out) {
-  // Straight into the string's current room; only a string that fills it is measured and read again.
-  if (out.capacity() < 256) out.reserve(256);
-  out.resize(out.capacity());
-  size_t got = 0;
-  if (napi_get_value_string_utf8(env, v, out.data(), out.size() + 1, &got) != napi_ok) return false;
-  if (got + 4 < out.size()) {
-    out.resize(got);
-    return true;
-  }
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
-  out.resize(len);
-  if (napi_get_value_string_utf8(env, v, out.data(), len + 1, &got) != napi_ok) return false;
-  out.resize(got);
-  return true;
-}
-
 State* stateOf(napi_env env) {
   void* d = nullptr;
   napi_get_instance_data(env, &d);
@@ -1155,6 +1127,38 @@ State* stateOf(napi_env env) {
 }
 
 bool getNumber(napi_env env, napi_value v, double& out) { return napi_get_value_double(env, v, &out) == napi_ok; }
+
+// One event of a batch into `o`, its line's end into marks (-1: left to
+// JavaScript). False when `o` ran full: nothing of it is kept, and `state`
+// says to start again from this event with a larger buffer.
+bool writeEvent(std::vector<Record>& recs, uint32_t n, bool clean, std::deque<std::string>& arena, Out& o, int32_t* marks, int32_t ev, size_t start, int32_t* state) {
+  size_t before = o.n;
+  marks[2 * ev] = int32_t(start);
+  marks[2 * ev + 1] = -1;
+  if (clean && n > 0) {
+    try {
+      interpretEvent(recs, n, arena, o);
+      marks[2 * ev + 1] = int32_t(o.n);
+    } catch (Bail&) {
+      o.n = before;
+      if (o.full) {
+        arena.clear();
+        state[0] = int32_t(start);
+        state[1] = int32_t(before);
+        state[2] = ev;
+        return false;
+      }
+    }
+  }
+  arena.clear();
+  return true;
+}
+
+napi_value int32Value(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
 
 // setArches([[hex, name, [syscall names, undefined for gaps]], …])
 napi_value SetArches(napi_env env, napi_callback_info info) {
@@ -1228,18 +1232,14 @@ napi_value InterpretBatch(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   uint32_t flatLen;
   CHECK(napi_get_array_length(env, argv[0], &flatLen));
-  napi_typedarray_type tt;
-  size_t len;
-  void* data;
-  napi_value ab;
-  size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[1], &tt, &len, &data, &ab, &off));
-  int32_t* state = static_cast<int32_t*>(data);
-  CHECK(napi_get_typedarray_info(env, argv[2], &tt, &len, &data, &ab, &off));
-  Out o{static_cast<uint8_t*>(data), len, size_t(state[1])};
-  size_t marksLen;
-  CHECK(napi_get_typedarray_info(env, argv[3], &tt, &marksLen, &data, &ab, &off));
-  int32_t* marks = static_cast<int32_t*>(data);
+  int32_t* state;
+  uint8_t* outData;
+  int32_t* marks;
+  size_t len, outLen, marksLen;
+  CHECK(skafe::typedArray(env, argv[1], &state, &len));
+  CHECK(skafe::typedArray(env, argv[2], &outData, &outLen));
+  CHECK(skafe::typedArray(env, argv[3], &marks, &marksLen));
+  Out o{outData, outLen, size_t(state[1])};
 
   State* st = stateOf(env);
   std::vector<Record>& recs = *st->recs;
@@ -1282,33 +1282,13 @@ napi_value InterpretBatch(napi_env env, napi_callback_info info) {
       r.hasEnriched = !(r.enriched.size() == 1 && r.enriched[0] == '\0');
       r.fields.list.clear();
     }
-    size_t before = o.n;
-    marks[2 * ev] = int32_t(start);
-    try {
-      interpretEvent(recs, n, arena, o);
-      marks[2 * ev + 1] = int32_t(o.n);
-    } catch (Bail&) {
-      o.n = before;
-      if (o.full) {
-        arena.clear();
-        state[0] = int32_t(start);
-        state[1] = int32_t(before);
-        state[2] = ev;
-        napi_value one;
-        napi_create_int32(env, 1, &one);
-        return one;
-      }
-      marks[2 * ev + 1] = -1;
-    }
-    arena.clear();
+    if (!writeEvent(recs, n, true, arena, o, marks, ev, start, state)) return int32Value(env, 1);
     ev++;
   }
   state[0] = int32_t(pos);
   state[1] = int32_t(o.n);
   state[2] = ev;
-  napi_value zero;
-  napi_create_int32(env, 0, &zero);
-  return zero;
+  return int32Value(env, 0);
 }
 
 // ---------------------------------------------------------------- raw lines
@@ -1412,19 +1392,14 @@ napi_value ScanLines(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  napi_typedarray_type tt;
+  const char* base;
+  double* out;
   size_t len, outLen;
-  void* data;
-  void* outData;
-  napi_value ab;
-  size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[0], &tt, &len, &data, &ab, &off));
+  CHECK(skafe::typedArray(env, argv[0], &base, &len));
   uint32_t from;
   CHECK(napi_get_value_uint32(env, argv[1], &from));
-  CHECK(napi_get_typedarray_info(env, argv[2], &tt, &outLen, &outData, &ab, &off));
+  CHECK(skafe::typedArray(env, argv[2], &out, &outLen));
   stateOf(env);
-  const char* base = static_cast<const char*>(data);
-  double* out = static_cast<double*>(outData);
   size_t maxLines = outLen / kScanSlots;
   size_t lines = 0;
   size_t pos = from;
@@ -1468,21 +1443,18 @@ napi_value InterpretRaw(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  napi_typedarray_type tt;
-  size_t len, indexLen, outLen, marksLen, stLen;
-  void* data;
-  napi_value ab;
-  size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[0], &tt, &len, &data, &ab, &off));
-  const char* bytes = static_cast<const char*>(data);
-  CHECK(napi_get_typedarray_info(env, argv[1], &tt, &indexLen, &data, &ab, &off));
-  const int32_t* index = static_cast<const int32_t*>(data);
-  CHECK(napi_get_typedarray_info(env, argv[2], &tt, &stLen, &data, &ab, &off));
-  int32_t* state = static_cast<int32_t*>(data);
-  CHECK(napi_get_typedarray_info(env, argv[3], &tt, &outLen, &data, &ab, &off));
-  Out o{static_cast<uint8_t*>(data), outLen, size_t(state[1])};
-  CHECK(napi_get_typedarray_info(env, argv[4], &tt, &marksLen, &data, &ab, &off));
-  int32_t* marks = static_cast<int32_t*>(data);
+  const char* bytes;
+  const int32_t* index;
+  int32_t* state;
+  uint8_t* outData;
+  int32_t* marks;
+  size_t len, indexLen, stLen, outLen, marksLen;
+  CHECK(skafe::typedArray(env, argv[0], &bytes, &len));
+  CHECK(skafe::typedArray(env, argv[1], &index, &indexLen));
+  CHECK(skafe::typedArray(env, argv[2], &state, &stLen));
+  CHECK(skafe::typedArray(env, argv[3], &outData, &outLen));
+  CHECK(skafe::typedArray(env, argv[4], &marks, &marksLen));
+  Out o{outData, outLen, size_t(state[1])};
   State* st = stateOf(env);
   std::vector<Record>& recs = *st->recs;
   std::deque<std::string>& arena = st->arena;
@@ -1520,37 +1492,13 @@ napi_value InterpretRaw(napi_env env, napi_callback_info info) {
       r.serialD = double(lp.serial);
     }
     pos += 1 + 2 * size_t(n);
-    size_t before = o.n;
-    marks[2 * ev] = int32_t(start);
-    if (!clean || n == 0) {
-      marks[2 * ev + 1] = -1;
-    } else {
-      try {
-        interpretEvent(recs, n, arena, o);
-        marks[2 * ev + 1] = int32_t(o.n);
-      } catch (Bail&) {
-        o.n = before;
-        if (o.full) {
-          arena.clear();
-          state[0] = int32_t(start);
-          state[1] = int32_t(before);
-          state[2] = ev;
-          napi_value one;
-          napi_create_int32(env, 1, &one);
-          return one;
-        }
-        marks[2 * ev + 1] = -1;
-      }
-    }
-    arena.clear();
+    if (!writeEvent(recs, n, clean, arena, o, marks, ev, start, state)) return int32Value(env, 1);
     ev++;
   }
   state[0] = int32_t(pos);
   state[1] = int32_t(o.n);
   state[2] = ev;
-  napi_value zero;
-  napi_create_int32(env, 0, &zero);
-  return zero;
+  return int32Value(env, 0);
 }
 
 }  // namespace

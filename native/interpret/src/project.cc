@@ -9,6 +9,8 @@
 
 #include <node_api.h>
 
+#include "napi_util.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@
 namespace {
 
 using sv = std::string_view;
+using skafe::getString;
 
 struct Child {
   std::string key;  // UTF-8
@@ -191,24 +194,6 @@ struct Walker {
   }
 };
 
-#define CHECK(call)                                                      \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      napi_throw_error(env, nullptr, "skafe_interpret: " #call " failed"); \
-      return nullptr;                                                    \
-    }                                                                    \
-  } while (0)
-
-bool getString(napi_env env, napi_value v, std::string& out) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
-  out.resize(len);
-  size_t got = 0;
-  if (napi_get_value_string_utf8(env, v, out.data(), len + 1, &got) != napi_ok) return false;
-  out.resize(got);
-  return true;
-}
-
 // setProjection(id, nodes: Array<[full, indexed, keys: string[], keyIds: number[], children: number[]]>)
 // (node 0 is the root); setProjection(id, null) forgets it.
 napi_value SetProjection(napi_env env, napi_callback_info info) {
@@ -270,12 +255,9 @@ napi_value ProjectLines(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   int32_t id;
   CHECK(napi_get_value_int32(env, argv[0], &id));
-  napi_typedarray_type tt;
+  const uint8_t* bytes;
   size_t len;
-  void* data;
-  napi_value ab;
-  size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[1], &tt, &len, &data, &ab, &off));
+  CHECK(skafe::typedArray(env, argv[1], &bytes, &len));
   uint32_t length;
   CHECK(napi_get_value_uint32(env, argv[2], &length));
   if (length > len) length = uint32_t(len);
@@ -284,7 +266,6 @@ napi_value ProjectLines(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const std::vector<Node>& nodes = (*t_specs)[id];
-  const uint8_t* bytes = static_cast<const uint8_t*>(data);
   std::vector<int32_t> lines;
   std::vector<int32_t> ops;
   ops.reserve(4096);
