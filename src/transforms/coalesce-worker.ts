@@ -1,12 +1,16 @@
 // Worker thread for `coalesce` with `workers > 0`: interprets complete events
 // and serializes them to JSON text, so the main thread only reads, groups and
-// writes. Events arrive flattened (see packEvents) because structured clone
-// copies flat arrays of strings and numbers far faster than records as objects.
+// writes. Events arrive as their records' lines (raw records, one buffer) or
+// flattened (see packEvents: structured clone copies flat arrays of strings
+// and numbers far faster than records as objects). With the native addon the
+// JSON is written natively (src/audit/native-interpret.ts).
 import { parentPort } from 'node:worker_threads';
 import { interpret } from '../audit/interpret.js';
 import { unpackEvents, unpackEventAt } from './event-packing.js';
 import { interpretPacked, interpretRaw } from '../audit/native-interpret.js';
 import { parseRecordLine, type AuditRecord } from '../audit/record.js';
+import { encodeLines } from '../buffer-pool.js';
+export { packEvents, unpackEvents } from './event-packing.js';
 
 /** The records of the event whose record count is at index[at], parsed from their lines. */
 function rawEventAt(bytes: Buffer, index: Int32Array, at: number): AuditRecord[] {
@@ -18,8 +22,6 @@ function rawEventAt(bytes: Buffer, index: Int32Array, at: number): AuditRecord[]
   }
   return recs;
 }
-import { encodeLines } from '../buffer-pool.js';
-export { packEvents, unpackEvents } from './event-packing.js';
 
 export interface WorkerRequest {
   seq: number;
