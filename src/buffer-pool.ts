@@ -47,6 +47,25 @@ export function pooledBuffers(): number {
   return free.length;
 }
 
+/**
+ * How big the output of a request will be, from recent ones: output bytes per
+ * unit of input (events, input bytes) as a decaying maximum. The stages that
+ * send work to threads size their spare buffers with it, so a worker writes
+ * into one buffer of the right size instead of growing and copying.
+ */
+export class OutputSize {
+  private perUnit = 0;
+
+  observe(bytes: number, units: number): void {
+    if (units > 0) this.perUnit = Math.max(bytes / units, this.perUnit * 0.98);
+  }
+
+  /** Expected bytes for `units`, with a little room (0 until something was observed). */
+  expect(units: number): number {
+    return Math.ceil(units * this.perUnit * 1.05);
+  }
+}
+
 // Worker side.
 
 /** Room for `n` bytes and then some, in 64 KB steps: a reused buffer then fits the batches after it. */

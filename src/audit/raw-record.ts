@@ -38,7 +38,7 @@ export class RawRecord implements AuditRecord {
   private chunk: Chunk | undefined;
 
   constructor(
-    /** The bytes the line is in (a source chunk of its own, never reused). */
+    /** The bytes the line is in: a source chunk, pooled again once released (see Chunk). */
     readonly raw: Buffer,
     readonly start: number,
     /** End of the line, before its \n. */

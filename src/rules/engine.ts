@@ -11,7 +11,7 @@ import type { FromMatchWorker, ToMatchWorker } from './match-worker.js';
 import type { FetchFile } from './scripts/protocol.js';
 import type { InterpreterCommands } from './scripts/interpreter.js';
 import { splitJsonLines, transferable, type Logger } from '../stage.js';
-import { takeBuffer, giveBuffer } from '../buffer-pool.js';
+import { takeBuffer, giveBuffer, OutputSize } from '../buffer-pool.js';
 import { workerExecArgv } from '../worker-exec-argv.js';
 
 // The rule engine: a rule set generation (tree + script pools), a pool of
@@ -51,7 +51,7 @@ interface PendingBatch {
   gen: Generation;
   events: unknown[];
   encoded: boolean;
-  /** Bytes of JSON-lines input sent, when the output comes back as bytes: for outPerIn. */
+  /** Bytes of JSON-lines input sent, when the output comes back as bytes: for outputSize. */
   inputBytes: number;
   resolve(r: BatchResult): void;
   reject(e: Error): void;
@@ -83,8 +83,8 @@ export class RuleEngine {
   private busy: number[] = [];
   private answers: number[][] = [];
   private pending = new Map<number, PendingBatch>();
-  // Output bytes per input byte of recent batches (a decaying maximum): the size of spare buffers to send.
-  private outPerIn = 0;
+  // Output bytes per input byte: the size of spare buffers to send.
+  private readonly outputSize = new OutputSize();
   private nextBid = 1;
   private closed = false;
   private workerError: Error | null = null;
@@ -185,7 +185,7 @@ export class RuleEngine {
     const p = this.pending.get(m.bid);
     if (!p) return;
     this.pending.delete(m.bid);
-    if (p.inputBytes > 0 && m.t === 'done' && 'bytes' in m) this.outPerIn = Math.max(m.bytes.byteLength / p.inputBytes, this.outPerIn * 0.98);
+    if (m.t === 'done' && 'bytes' in m) this.outputSize.observe(m.bytes.byteLength, p.inputBytes);
     this.busy[i]!--;
     this.finish(p.gen);
     if (m.t === 'done') p.resolve(m);
@@ -253,7 +253,7 @@ export class RuleEngine {
     return new Promise((resolve, reject) => {
       const inputBytes = req.bytes && input !== undefined ? input.byteLength : 0;
       this.pending.set(bid, { gen: g, events, encoded: req.encoded, inputBytes, resolve: (r) => resolve({ gen: g, ...r }), reject });
-      const sizeHint = Math.ceil(inputBytes * this.outPerIn * 1.05);
+      const sizeHint = this.outputSize.expect(inputBytes);
       const spare = req.bytes ? takeBuffer(sizeHint) : undefined;
       const transfer: ArrayBuffer[] = spare ? [spare] : [];
       const m: ToMatchWorker = { t: 'eval', bid, gen: g.gen, ...req, spare, ...(sizeHint > 0 ? { sizeHint } : {}) };

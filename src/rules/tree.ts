@@ -1,6 +1,6 @@
 import type { RuleSet, RuleNode } from './load.js';
 import { toRegExp } from './regex.js';
-import { compileKeyPath, keyMatches, keyValues, type KeyPath } from './keypath.js';
+import { compileKeyPath, keyValues, type KeyPath } from './keypath.js';
 import { projectionFor, type Projection } from './projection.js';
 
 // The decision tree, compiled from a RuleSet: regexes built once, nodes
@@ -10,9 +10,16 @@ import { projectionFor, type Projection } from './projection.js';
 interface Matcher {
   kp: KeyPath;
   re: RegExp;
-  /** Index of its key among the tree's distinct keys (evaluateSync reads each key once per event). */
+  /** Index of its key among the tree's distinct keys: each key is read once per event (KeyCache). */
   slot: number;
 }
+
+/**
+ * What each distinct key of the tree yields for one event, read when a node
+ * first asks: a hundred rules over a dozen keys would otherwise walk the event
+ * for the same key again at every node.
+ */
+type KeyCache = Array<string[] | undefined>;
 
 interface CompiledNode {
   spec: RuleNode;
@@ -42,12 +49,8 @@ export class RuleTree {
    */
   readonly projection: Projection;
 
-  // evaluateSync's per-event cache of what each distinct key yields: a hundred
-  // rules over a dozen keys would otherwise walk the event for the same key
-  // again at every node. valueAt[slot] === valueGen: values[slot] is this event's.
-  private readonly valueAt: number[];
-  private readonly values: string[][];
-  private valueGen = 0;
+  /** Distinct keys (KeyCache slots). */
+  private readonly keys: number;
 
   constructor(readonly set: RuleSet) {
     const slots = new Map<string, number>();
@@ -60,8 +63,7 @@ export class RuleTree {
         return { kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern), slot };
       }),
     }));
-    this.valueAt = new Array<number>(slots.size).fill(0);
-    this.values = new Array<string[]>(slots.size).fill([]);
+    this.keys = slots.size;
     this.roots = set.roots;
     this.hasScripts = set.nodes.some((n) => n.action === 'script');
     this.projection = projectionFor(
@@ -70,20 +72,10 @@ export class RuleTree {
     );
   }
 
-  private matchNode(n: CompiledNode, event: unknown): Matcher | null {
-    for (const m of n.matchers) if (!keyMatches(event, m.kp, m.re)) return m;
-    return null;
-  }
-
-  /** matchNode with the key values read once per event (valueGen is the event). Synchronous callers only. */
-  private matchNodeCached(n: CompiledNode, event: unknown): boolean {
+  /** The node's first match that fails for `event`, or null when all pass. */
+  private matchNode(n: CompiledNode, event: unknown, cache: KeyCache): Matcher | null {
     for (const m of n.matchers) {
-      let vs: string[];
-      if (this.valueAt[m.slot] === this.valueGen) vs = this.values[m.slot]!;
-      else {
-        vs = this.values[m.slot] = keyValues(event, m.kp);
-        this.valueAt[m.slot] = this.valueGen;
-      }
+      const vs = (cache[m.slot] ??= keyValues(event, m.kp));
       let ok = false;
       for (let i = 0; i < vs.length; i++) {
         if (m.re.test(vs[i]!)) {
@@ -91,9 +83,9 @@ export class RuleTree {
           break;
         }
       }
-      if (!ok) return false;
+      if (!ok) return m;
     }
-    return true;
+    return null;
   }
 
   /**
@@ -102,20 +94,16 @@ export class RuleTree {
    */
   evaluateSync(event: unknown): number[] {
     const hits: number[] = [];
-    // a new event: every cached key value is stale
-    if (++this.valueGen === 0x7fffffff) {
-      this.valueGen = 1;
-      this.valueAt.fill(0);
-    }
-    for (const r of this.roots) this.visitSync(r, event, hits);
+    const cache: KeyCache = new Array(this.keys);
+    for (const r of this.roots) this.visitSync(r, event, cache, hits);
     return hits;
   }
 
-  private visitSync(i: number, event: unknown, hits: number[]): void {
+  private visitSync(i: number, event: unknown, cache: KeyCache, hits: number[]): void {
     const n = this.nodes[i]!;
-    if (!this.matchNodeCached(n, event)) return;
+    if (this.matchNode(n, event, cache)) return;
     if (n.spec.trigger) hits.push(i);
-    for (const w of n.spec.watchers) this.visitSync(w, event, hits);
+    for (const w of n.spec.watchers) this.visitSync(w, event, cache, hits);
   }
 
   /** As evaluateSync, awaiting script rules through `script`. */
@@ -131,6 +119,7 @@ export class RuleTree {
   async evaluateLazy(get: () => unknown, script: ScriptCall): Promise<number[]> {
     if (!this.hasScripts) return this.evaluateSync(get());
     const hits: number[] = [];
+    const cache: KeyCache = new Array(this.keys);
     let event: unknown;
     let have = false;
     const ev = () => {
@@ -144,7 +133,7 @@ export class RuleTree {
       const n = this.nodes[i]!;
       if (n.spec.action === 'script') {
         if (!(await script(i, have ? event : undefined))) return;
-      } else if (this.matchNode(n, ev())) return;
+      } else if (this.matchNode(n, ev(), cache)) return;
       if (n.spec.trigger) hits.push(i);
       for (const w of n.spec.watchers) await visit(w);
     };
@@ -155,6 +144,7 @@ export class RuleTree {
   /** Every node's outcome for one event, in tree order, including those never reached. */
   async explain(event: unknown, script: ScriptCall): Promise<NodeTrace[]> {
     const trace: NodeTrace[] = [];
+    const cache: KeyCache = new Array(this.keys);
     const visit = async (i: number, depth: number, reached: boolean): Promise<void> => {
       const n = this.nodes[i]!;
       let pass = false;
@@ -162,9 +152,9 @@ export class RuleTree {
       if (reached) {
         if (n.spec.action === 'script') pass = await script(i, event);
         else {
-          const m = this.matchNode(n, event);
+          const m = this.matchNode(n, event, cache);
           pass = m === null;
-          if (m) failed = { key: m.kp.key, pattern: m.re.source, values: keyValues(event, m.kp) };
+          if (m) failed = { key: m.kp.key, pattern: m.re.source, values: cache[m.slot]! };
         }
       }
       const t: NodeTrace = { node: i, depth, reached, pass };

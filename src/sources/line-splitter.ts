@@ -86,7 +86,12 @@ export class LineSplitter {
   }
 
   private emit(line: string): void {
-    if (line.length > this.maxLength) this.on.tooLong(this.lineNo, line.length);
-    else this.on.line(line, this.lineNo);
+    this.take(line, this.lineNo);
+  }
+
+  /** A whole line, from here or from a caller that split it itself: handed on, or reported as too long. */
+  take(line: string, lineNo: number): void {
+    if (line.length > this.maxLength) this.on.tooLong(lineNo, line.length);
+    else this.on.line(line, lineNo);
   }
 }

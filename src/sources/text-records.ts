@@ -134,21 +134,15 @@ export class TextRecordReader {
     } else if (status === LINE_EMPTY) {
       this.ctx.counters.in++;
     } else {
-      this.textLine(buf.toString('utf8', start, end), lineNo);
+      this.splitter.take(buf.toString('utf8', start, end), lineNo);
     }
-  }
-
-  /** A line as text, as the splitter hands it on. */
-  private textLine(text: string, lineNo: number): void {
-    if (text.length > this.maxLineLength) this.tooLong(lineNo, text.length);
-    else this.line(text, lineNo);
   }
 
   end(): void {
     if (this.raw && !this.inSplitter) {
       const rest = this.rawPending;
       this.rawPending = undefined;
-      if (rest !== undefined && rest.length > 0) this.textLine(rest.toString('utf8'), this.splitter.lineNo++);
+      if (rest !== undefined && rest.length > 0) this.splitter.take(rest.toString('utf8'), this.splitter.lineNo++);
       return;
     }
     this.inSplitter = false;

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, markEncodedBytes, setBufferOwner, setRecycle, type Batch, type StageContext } from '../stage.js';
 import { packEvents, type WorkerReply, type WorkerRequest } from './coalesce-worker.js';
-import { takeBuffer, giveBuffer, roomFor } from '../buffer-pool.js';
+import { takeBuffer, giveBuffer, roomFor, OutputSize } from '../buffer-pool.js';
 import { AUDIT_EOE, type AuditRecord } from '../audit/record.js';
 import { RawRecord } from '../audit/raw-record.js';
 import { interpret } from '../audit/interpret.js';
@@ -110,8 +110,8 @@ class EncoderPool {
     this.maxInFlight = n * IN_FLIGHT_PER_WORKER;
   }
 
-  // JSON bytes per event of recent batches (a decaying maximum): the size of spare buffers to send.
-  private bytesPerEvent = 0;
+  // JSON bytes per event: the size of spare buffers to send.
+  private readonly outputSize = new OutputSize();
 
   get inFlight(): number {
     return this.seq - this.delivered;
@@ -121,7 +121,7 @@ class EncoderPool {
     const seq = this.seq++;
     this.cursors.set(seq, cursor);
     // The smallest pooled buffer the batch's JSON will fit in: the pool also holds other stages' buffers.
-    const spare = this.bytes ? takeBuffer(Math.ceil(events.length * this.bytesPerEvent * 1.05)) : undefined;
+    const spare = this.bytes ? takeBuffer(this.outputSize.expect(events.length)) : undefined;
     const transfer: ArrayBuffer[] = spare ? [spare] : [];
     const raw = this.bytes ? rawLines(events) : undefined;
     if (raw !== undefined) transfer.push(raw.bytes, raw.index.buffer as ArrayBuffer);
@@ -132,7 +132,7 @@ class EncoderPool {
 
   private reply(m: WorkerReply): void {
     if (m.free) giveBuffer(m.free);
-    if (m.bytes !== undefined && m.count > 0) this.bytesPerEvent = Math.max(m.bytes.byteLength / m.count, this.bytesPerEvent * 0.98);
+    if (m.bytes !== undefined) this.outputSize.observe(m.bytes.byteLength, m.count);
     this.replies.set(m.seq, m);
     // Workers finish out of order; results leave in the order they were sent.
     for (let r = this.replies.get(this.delivered); r; r = this.replies.get(this.delivered)) {

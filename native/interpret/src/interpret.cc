@@ -208,10 +208,11 @@ bool canonicalDecimal(sv s, int64_t* v = nullptr) {
   return true;
 }
 
-bool allDigits(sv s) {
+// Non-empty and every character a digit up to `last` ('9': decimal, '7': octal).
+bool allDigits(sv s, char last = '9') {
   if (s.empty()) return false;
   for (char c : s)
-    if (c < '0' || c > '9') return false;
+    if (c < '0' || c > last) return false;
   return true;
 }
 
@@ -567,13 +568,6 @@ std::string joinPath(sv cwd, sv name) {
   if (r.empty()) return "/";
   if (trailing) r += '/';
   return "/" + r;
-}
-
-bool isOctal(sv s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (c < '0' || c > '7') return false;
-  return true;
 }
 
 struct Sock {
@@ -959,7 +953,7 @@ void interpretEvent(std::vector<Record>& recs, size_t count, std::deque<std::str
         if (const sv* v = f->get("inode")) o.lit(",\"inode\":"), o.str(*v);
         if (const sv* v = f->get("dev")) o.lit(",\"device\":"), o.str(*v);
         if (const sv* v = f->get("mode")) {
-          if (isOctal(*v)) {
+          if (allDigits(*v, '7')) {
             if (v->size() > 15) throw Bail();
             long long m = strtoll(std::string(*v).c_str(), nullptr, 8) & 07777;
             char b[16];
