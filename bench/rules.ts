@@ -188,12 +188,15 @@ for (let i = 0, from = 0; i < capture.length; i += 128) {
   from = to;
 }
 const encodedCount = capture.length;
-const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 4);
+// 12 times over: runs of 4–8 s. Each new worker spends ~0.25 s of CPU on V8's optimizing compiler
+// first; in a 1.5 s run with two workers that was a sixth of the CPU, and the ratio measured the
+// warm-up (1.45–1.55× at 4 times over, 1.7× and more at 40).
+const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 12);
 capture = null;
 async function stageAlone(label: string, workers: number): Promise<Figure> {
   const ctx: StageContext = { baseDir: tmp, index: 0, name: 'rules', counters: new StageCounters(), log: quiet, signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: true, encodedBytesOutput: true };
   const stage = (await rulesStage.create({ rulesdir: dir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
-  // The replay aloneTimes times over (runs of 3–6 s, so the new workers' warm-up weighs as
+  // The replay aloneTimes times over (runs of 4–8 s, so the new workers' warm-up weighs as
   // little as in a server), each batch copied into a buffer of its own as coalesce's workers hand
   // them on: from the buffer pool, which the sink below refills as the real sinks do.
   function* feed() {

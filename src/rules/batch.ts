@@ -1,6 +1,7 @@
 import type { RuleTree } from './tree.js';
 import { projectJson } from './projection.js';
 import { LineBytesBuilder, planLines, planSplice, type LineBytes, type LinePlan, type OutputNode } from './output.js';
+import type { ProjectedBatch } from './native-projection.js';
 
 // One batch through the tree, as a match worker (or the stage's own thread,
 // with workers = 0) does it. Input events are objects, or JSON text when the
@@ -23,6 +24,12 @@ export interface BatchRequest {
   sizeHint?: number;
   /** For encoded events: their projections where already made (native-projection.ts; undefined: not made). */
   projected?: Array<Record<string, unknown> | undefined>;
+  /**
+   * Encoded events the addon read from bytes (native-projection.ts): `events`
+   * is then empty, the texts are decoded from here when needed, and output
+   * lines are copied from the bytes where they can be.
+   */
+  source?: ProjectedBatch;
 }
 
 export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
@@ -30,11 +37,22 @@ export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
 
+/** Event i's JSON text, for encoded events. */
+function textOf(req: BatchRequest, i: number): string {
+  return req.source ? req.source.text(i) : (req.events[i] as string);
+}
+
+function eventCount(req: BatchRequest): number {
+  return req.source ? req.source.length : req.events.length;
+}
+
 /** What the tree and the output read of event i: for JSON text, only the parts the tree asks for. */
 function forTree(tree: RuleTree, req: BatchRequest, i: number): unknown {
-  const e = req.events[i];
-  if (!req.encoded) return e;
-  return req.projected?.[i] ?? projectJson(e as string, tree.projection) ?? JSON.parse(e as string);
+  if (!req.encoded) return req.events[i];
+  const p = req.projected?.[i];
+  if (p !== undefined) return p;
+  const text = textOf(req, i);
+  return projectJson(text, tree.projection) ?? JSON.parse(text);
 }
 
 function isRecord(e: unknown): e is Record<string, unknown> {
@@ -43,9 +61,9 @@ function isRecord(e: unknown): e is Record<string, unknown> {
 
 /** Lines for event i: cut from its own text when it came as text, else serialized with placeholders. */
 function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan): void {
-  if (req.encoded && planSplice(e, req.events[i] as string, i, hits, lp)) return;
+  if (req.encoded && planSplice(e, textOf(req, i), i, hits, lp)) return;
   // e may be a projection (forTree): the lines need the whole event
-  planLines(req.encoded ? (JSON.parse(req.events[i] as string) as Record<string, unknown>) : e, nodes, hits, lp);
+  planLines(req.encoded ? (JSON.parse(textOf(req, i)) as Record<string, unknown>) : e, nodes, hits, lp);
 }
 
 function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
@@ -57,7 +75,7 @@ function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[
     const b = new LineBytesBuilder(req.spare, req.sizeHint);
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
-      if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, hits[i]!);
+      if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? textOf(req, i) : undefined, nodes, hits[i]!);
     }
     return { ...b.finish(), matched };
   }
@@ -71,7 +89,7 @@ function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[
 
 /** Trees without script rules: all synchronous, one pass. */
 export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
-  const n = req.events.length;
+  const n = eventCount(req);
   if (!req.lines) {
     const hits: number[][] = new Array(n);
     let matched = 0;
@@ -85,12 +103,20 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
   let matched = 0;
   if (req.bytes) {
     const b = new LineBytesBuilder(req.spare, req.sizeHint);
+    const source = req.source;
     for (let i = 0; i < n; i++) {
       const e = forTree(tree, req, i);
       const h = tree.evaluateSync(e);
       if (h.length === 0) continue;
       matched++;
-      if (isRecord(e)) b.add(e, req.encoded ? (req.events[i] as string) : undefined, nodes, h);
+      if (!isRecord(e)) continue;
+      if (source === undefined) b.add(e, req.encoded ? textOf(req, i) : undefined, nodes, h);
+      else if (source.spliceHow(i) >= 0) b.addSpliced(source, i, nodes, h);
+      else {
+        // e holds only what the keys read (the addon's projection has no `rule` or `event`): add must see them
+        const text = textOf(req, i);
+        b.add(JSON.parse(text) as Record<string, unknown>, text, nodes, h);
+      }
     }
     return { ...b.finish(), matched };
   }

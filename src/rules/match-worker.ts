@@ -4,7 +4,7 @@ import { outputNodes, type OutputNode } from './output.js';
 import { evaluateBatch, evaluateBatchSync, type BatchResult } from './batch.js';
 import type { RuleSet } from './load.js';
 import { splitJsonLines } from '../stage.js';
-import { NativeProjector } from './native-projection.js';
+import { NativeProjector, type ProjectedBatch } from './native-projection.js';
 
 // A rule-engine worker thread: holds the compiled tree of each live rule-set
 // generation and evaluates batches of events. Events arrive as objects or, when
@@ -21,7 +21,7 @@ export type ToMatchWorker =
    * a transferred buffer (`events` then empty); `spare`: a buffer for the
    * output bytes (src/buffer-pool.ts).
    */
-  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: ArrayBuffer; inputLength?: number; spare?: ArrayBuffer; projected?: Array<Record<string, unknown> | undefined> }
+  | { t: 'eval'; bid: number; gen: number; events: unknown[]; encoded: boolean; lines: boolean; bytes?: boolean; input?: ArrayBuffer; inputLength?: number; spare?: ArrayBuffer; projected?: Array<Record<string, unknown> | undefined>; source?: ProjectedBatch }
   /** Script answers: cid, 0|1, cid, 0|1, … */
   | { t: 'answers'; values: number[] };
 
@@ -68,7 +68,10 @@ port.on('message', (m: ToMatchWorker) => {
     case 'load':
       {
         const tree = new RuleTree(m.set);
-        trees.set(m.gen, { tree, nodes: outputNodes(m.set.nodes), projector: tree.hasScripts ? undefined : NativeProjector.create(tree.projection) });
+        const nodes = outputNodes(m.set.nodes);
+        const projector = tree.hasScripts ? undefined : NativeProjector.create(tree.keyProjection);
+        projector?.setTails(nodes);
+        trees.set(m.gen, { tree, nodes, projector });
       }
       return;
     case 'drop':
@@ -90,7 +93,8 @@ port.on('message', (m: ToMatchWorker) => {
         // natively projected where the addon is built: the tree then reads no JSON text itself
         if (g?.projector) {
           const p = g.projector.project(new Uint8Array(m.input), m.inputLength ?? m.input.byteLength);
-          m.events = p.texts;
+          m.events = [];
+          m.source = p;
           m.projected = p.projected;
         } else m.events = splitJsonLines(new Uint8Array(m.input, 0, m.inputLength));
       }

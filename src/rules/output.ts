@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { RuleNode } from './load.js';
 import { MAX_BATCH } from '../stage.js';
 import { roomFor } from '../buffer-pool.js';
+import type { ProjectedBatch } from './native-projection.js';
 
 // What the rules stage emits: one item per (event, fired rule, log), the event
 // plus ECS `rule.name` (section name as written), `rule.ruleset` (the .rules
@@ -254,6 +255,8 @@ export function assembleLines(lp: LinePlan, nodes: readonly OutputNode[], out: s
 // lines are copied together from those bytes.
 const utf8 = new TextEncoder();
 const KIND_BYTES = [KIND_TEXT, KIND_INSERT, KIND_FIRST].map((ks) => ks.map((k) => utf8.encode(k)));
+/** addSpliced's plan, kept from batch to batch (a worker builds one batch at a time). */
+let spliceScratch = new Int32Array(4096);
 
 /** JSON-lines bytes of the output, with where each MAX_BATCH lines end. */
 export interface LineBytes {
@@ -290,9 +293,70 @@ export class LineBytesBuilder {
     if (++this.count % MAX_BATCH === 0) this.cuts.push(this.size);
   }
 
+  // Lines the addon copies from the input bytes (addSpliced), queued as a
+  // plan of [line, hits, node…] and written in one call when something else
+  // is to be written or the batch ends. Their sizes are known here, so room,
+  // line count and cuts are settled as they are queued.
+  private spliced: ProjectedBatch | undefined;
+  private plan = spliceScratch;
+  private planLength = 0;
+  private splicedFrom = 0;
+
+  /** As add, for line i of a batch the addon read (its spliceHow ≥ 0): the lines are copied from its bytes. */
+  addSpliced(source: ProjectedBatch, i: number, nodes: readonly OutputNode[], hits: number[]): void {
+    if (hits.length === 0) return;
+    if (this.spliced !== source) {
+      this.flush();
+      this.spliced = source;
+      this.splicedFrom = this.size;
+    }
+    const kinds = KIND_BYTES[source.spliceHow(i)]!;
+    const [head, mid] = source.spliceLengths(i);
+    const logLine = head + mid + kinds[0]!.length;
+    const alertLine = head + mid + kinds[1]!.length;
+    let bytes = 0;
+    for (const h of hits) {
+      const n = nodes[h]!;
+      if (n.trigger === 'log' || n.trigger === 'both') bytes += logLine + n.ruleTailBytes.length;
+      if (n.trigger === 'alert' || n.trigger === 'both') bytes += alertLine + n.ruleTailBytes.length;
+    }
+    // growing copies the queued, not yet written part too: harmless, it is written after
+    this.reserve(bytes);
+    if (this.plan.length < this.planLength + 2 + hits.length) {
+      const grown = new Int32Array(Math.max(2 * this.plan.length, this.planLength + 2 + hits.length));
+      grown.set(this.plan.subarray(0, this.planLength));
+      this.plan = spliceScratch = grown;
+    }
+    const plan = this.plan;
+    plan[this.planLength++] = i;
+    plan[this.planLength++] = hits.length;
+    for (const h of hits) {
+      plan[this.planLength++] = h;
+      const n = nodes[h]!;
+      if (n.trigger === 'log' || n.trigger === 'both') {
+        this.size += logLine + n.ruleTailBytes.length;
+        this.endLine();
+      }
+      if (n.trigger === 'alert' || n.trigger === 'both') {
+        this.size += alertLine + n.ruleTailBytes.length;
+        this.endLine();
+      }
+    }
+  }
+
+  /** Writes the queued spliced lines. */
+  private flush(): void {
+    if (this.spliced === undefined || this.planLength === 0) return;
+    const end = this.spliced.splice(this.plan, this.planLength, this.buf, this.splicedFrom);
+    if (end !== this.size) throw new Error(`spliced lines: ${end - this.splicedFrom} bytes written, ${this.size - this.splicedFrom} expected`);
+    this.planLength = 0;
+    this.spliced = undefined;
+  }
+
   /** The lines of `event` (given as JSON text `text` when it came so) for `hits`, as hitLines. */
   add(event: Record<string, unknown>, text: string | undefined, nodes: readonly OutputNode[], hits: number[]): void {
     if (hits.length === 0) return;
+    this.flush();
     const ev = event.event;
     const k = text !== undefined && event.rule === undefined && ev !== null && typeof ev === 'object' && !Array.isArray(ev) ? kindSplice(text) : null;
     if (k) {
@@ -350,6 +414,7 @@ export class LineBytesBuilder {
   }
 
   finish(): LineBytes {
+    this.flush();
     const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.size);
     return { bytes, cuts: this.cuts, count: this.count };
   }

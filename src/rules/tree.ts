@@ -12,6 +12,66 @@ interface Matcher {
   re: RegExp;
   /** Index of its key among the tree's distinct keys: each key is read once per event (KeyCache). */
   slot: number;
+  /** Its column in the slot's ValueMemo. */
+  col: number;
+}
+
+// Outcomes of the regexes on one key, by the value tested. Audit events repeat
+// the same few executables, users, syscalls and keys all day, so most tests
+// are ones already made: a lookup here replaces running up to every regex on
+// that key. Bounded: at most MEMO_ROWS values of at most MEMO_MAX_LENGTH
+// characters per key (then it starts over), and a key whose values rarely
+// repeat (pids, arguments) turns the memo off for a while, where it would only
+// cost.
+const MEMO_ROWS = 512;
+const MEMO_MAX_LENGTH = 128;
+const MEMO_WINDOW = 4096;
+const MEMO_OFF_FOR = 65536;
+
+class ValueMemo {
+  private readonly rows = new Map<string, number>();
+  /** Row r, column c: 0 not tested yet, 1 no match, 2 match. */
+  private readonly outcomes: Uint8Array;
+  private lookups = 0;
+  private misses = 0;
+  private off = 0;
+
+  constructor(private readonly width: number) {
+    this.outcomes = new Uint8Array(MEMO_ROWS * width);
+  }
+
+  test(m: Matcher, v: string): boolean {
+    if (this.off > 0) {
+      this.off--;
+      return m.re.test(v);
+    }
+    if (v.length > MEMO_MAX_LENGTH) return m.re.test(v);
+    let row = this.rows.get(v);
+    if (row === undefined) {
+      this.misses++;
+      if (this.rows.size === MEMO_ROWS) {
+        this.rows.clear();
+        this.outcomes.fill(0);
+      }
+      row = this.rows.size;
+      this.rows.set(v, row);
+    }
+    if (++this.lookups === MEMO_WINDOW) {
+      // mostly new values: not worth keeping
+      if (this.misses > MEMO_WINDOW / 2) {
+        this.off = MEMO_OFF_FOR;
+        this.rows.clear();
+        this.outcomes.fill(0);
+      }
+      this.lookups = this.misses = 0;
+    }
+    const at = row * this.width + m.col;
+    const known = this.outcomes[at]!;
+    if (known !== 0) return known === 2;
+    const hit = m.re.test(v);
+    this.outcomes[at] = hit ? 2 : 1;
+    return hit;
+  }
 }
 
 /**
@@ -48,37 +108,50 @@ export class RuleTree {
    * projection.ts); `rule` and `event` kept whole, the output needs them.
    */
   readonly projection: Projection;
+  /**
+   * Only what the match nodes read: for the addon's projection, whose lines
+   * get their output copied from the bytes (LineBytesBuilder.addSpliced) or,
+   * where they cannot, built from the whole text parsed again.
+   */
+  readonly keyProjection: Projection;
 
   /** Distinct keys (KeyCache slots). */
   private readonly keys: number;
+  private readonly memos: ValueMemo[];
 
   constructor(readonly set: RuleSet) {
+    // A slot per distinct list of paths: `bin`, `exe` and `process.executable` read the same values.
     const slots = new Map<string, number>();
+    const widths: number[] = [];
     this.nodes = set.nodes.map((spec) => ({
       spec,
       matchers: spec.matches.map((m) => {
-        const id = `${m.key}\0${m.paths.join('\0')}`;
+        const id = m.paths.join('\0');
         let slot = slots.get(id);
-        if (slot === undefined) slots.set(id, (slot = slots.size));
-        return { kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern), slot };
+        if (slot === undefined) {
+          slots.set(id, (slot = slots.size));
+          widths.push(0);
+        }
+        return { kp: compileKeyPath(m.key, m.paths), re: toRegExp(m.pattern), slot, col: widths[slot]!++ };
       }),
     }));
     this.keys = slots.size;
+    this.memos = widths.map((w) => new ValueMemo(w));
     this.roots = set.roots;
     this.hasScripts = set.nodes.some((n) => n.action === 'script');
-    this.projection = projectionFor(
-      this.nodes.flatMap((n) => n.matchers.map((m) => m.kp)),
-      ['rule', 'event'],
-    );
+    const keys = this.nodes.flatMap((n) => n.matchers.map((m) => m.kp));
+    this.projection = projectionFor(keys, ['rule', 'event']);
+    this.keyProjection = projectionFor(keys);
   }
 
   /** The node's first match that fails for `event`, or null when all pass. */
   private matchNode(n: CompiledNode, event: unknown, cache: KeyCache): Matcher | null {
     for (const m of n.matchers) {
       const vs = (cache[m.slot] ??= keyValues(event, m.kp));
+      const memo = this.memos[m.slot]!;
       let ok = false;
       for (let i = 0; i < vs.length; i++) {
-        if (m.re.test(vs[i]!)) {
+        if (memo.test(m, vs[i]!)) {
           ok = true;
           break;
         }

@@ -81,7 +81,7 @@ export class RulesTransform extends Transform {
     this.bytesOutput = ctx.encodedBytesOutput === true;
     this.encodedOutput = ctx.encodedOutput === true && !this.bytesOutput;
     // Enough batches in flight to keep every worker busy while one is being pushed; bounded.
-    this.maxInflight = Math.max(2, workers * 2);
+    this.maxInflight = Math.max(2, workers * 4);
     if (reloadOnHup) process.on('SIGHUP', this.onHup);
     ctx.services.set(RULES_RELOAD, async () => (await engine.reload()).ok);
   }

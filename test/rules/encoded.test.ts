@@ -17,7 +17,7 @@ import { loadRuleSet } from '../../src/rules/load.js';
 import { RuleTree } from '../../src/rules/tree.js';
 import { ALIASES } from '../../src/rules/aliases.js';
 import { compileKeyPath, keyValues } from '../../src/rules/keypath.js';
-import { assembleLines, hitItems, hitLines, kindSplice, outputNodes, planLines, type LinePlan } from '../../src/rules/output.js';
+import { assembleLines, hitItems, hitLines, kindSplice, LineBytesBuilder, outputNodes, planLines, type LinePlan } from '../../src/rules/output.js';
 import { ScriptPool } from '../../src/rules/scripts/pool.js';
 import { getRelease, setRelease } from '../../src/link/services.js';
 import { fixtures, need } from '../helpers/env.js';
@@ -354,7 +354,7 @@ t.test('the native projection builds what projectJson builds, line by line', asy
   const all = [...texts, ...odd];
   const bytes = Buffer.from(all.join('\n') + '\n');
   const got = projector!.project(bytes, bytes.length);
-  t.same(got.texts, all, 'the lines, decoded as splitJsonLines decodes them');
+  t.same(Array.from({ length: got.length }, (_, i) => got.text(i)), all, 'the lines, decoded as splitJsonLines decodes them');
   // structure, values and prototypes (projectJson builds null-prototype objects)
   const show = (v: unknown): string =>
     v === undefined ? 'undefined' : v === null || typeof v !== 'object' ? JSON.stringify(v) : Array.isArray(v) ? `[${v.map(show).join(',')}]` : `${Object.getPrototypeOf(v) === null ? 'N' : 'O'}{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${show((v as Record<string, unknown>)[k])}`).join(',')}}`;
@@ -366,5 +366,40 @@ t.test('the native projection builds what projectJson builds, line by line', asy
   });
   t.equal(differ, 0, `the same projection for all ${all.length} lines`);
   t.ok(got.native >= texts.length, `the addon projected every event line (${got.native} of ${all.length} lines)`);
+
+  // Output lines copied from the bytes (spliceLines) are the ones LineBytesBuilder.add builds from the text.
+  const nodes = outputNodes(
+    (['log', 'alert', 'both', 'both'] as const).map((trigger, i) => ({ name: i === 3 ? 'né"3' : `n${i}`, file: '/r/x.rules', trigger }) as never),
+  );
+  projector!.setTails(nodes);
+  const spliceable = [...all, ...EDGE.map((e) => JSON.stringify(e)), '{"event":{"kind":"a","kind":"b"},"x":"é"}', '{"a":"日","event":{"k\u0069nd":1}}', '{"event":{},"event":{"kind":"x"}}', '{"rule":1,"event":{}}'];
+  const sBytes = Buffer.from(spliceable.join('\n') + '\n');
+  const batch = projector!.project(sBytes, sBytes.length);
+  const hits = [0, 1, 2, 3, 2];
+  const viaText = new LineBytesBuilder(undefined, 16);
+  const viaBytes = new LineBytesBuilder(undefined, 16);
+  let spliced = 0;
+  spliceable.forEach((text, i) => {
+    let e: unknown;
+    try {
+      e = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) return;
+    viaText.add(e as Record<string, unknown>, text, nodes, hits);
+    if (batch.spliceHow(i) >= 0) {
+      spliced++;
+      viaBytes.addSpliced(batch, i, nodes, hits);
+    } else viaBytes.add(e as Record<string, unknown>, text, nodes, hits);
+  });
+  const a = viaText.finish();
+  const b = viaBytes.finish();
+  t.ok(spliced >= texts.length, `the event lines are copied from their bytes (${spliced} of ${spliceable.length})`);
+  t.equal(b.count, a.count, 'as many lines');
+  t.same(b.cuts, a.cuts, 'cut at the same offsets');
+  t.ok(Buffer.from(b.bytes).equals(Buffer.from(a.bytes)), `the same ${a.bytes.length} bytes`);
+  t.equal(batch.spliceHow(spliceable.length - 2), -1, 'a line with two `event` keys is not spliced');
+  t.equal(batch.spliceHow(spliceable.length - 1), -1, 'a line with its own `rule` is not spliced');
   projector!.dispose();
 });

@@ -79,3 +79,34 @@ t.test('keys: dotted paths, arrays, numbers, aliases, missing keys, AND', async 
   const fired = new RuleTree(set).evaluateSync(event).map((i) => set.nodes[i]!.name);
   t.same(fired, ['dotted', 'array', 'number', 'alias', 'fanout']);
 });
+
+t.test('regex outcomes remembered per key value give the answers the regexes give', async (t) => {
+  // bin and process.executable read the same values, so they share a memo; more distinct values
+  // than the memo holds, values longer than it keeps, and a stretch of values that never repeat
+  // (which turns it off for a while) must all answer as the regex does.
+  const set = loadRuleSet(
+    dirWith({
+      'm.rules': [
+        '[even]\nwatch = base\naction = match\ntrigger = log\nmatch_bin = [02468]$\n',
+        '[evenflat]\nwatch = base\naction = match\ntrigger = log\nmatch_process.executable = [02468]$\n',
+        '[x]\nwatch = even\naction = match\ntrigger = alert\nregextype = posix\nmatch_exe = ^/x[[:digit:]]+\n',
+        '[long]\nwatch = base\naction = match\ntrigger = log\nmatch_uname = ^a+$\n',
+      ].join(''),
+    }),
+  );
+  const tree = new RuleTree(set);
+  const name = (i: number) => set.nodes[i]!.name;
+  let wrong = 0;
+  const check = (exe: string, user: string) => {
+    const even = /[02468]$/.test(exe);
+    const want = [...(even ? ['even', 'x'].filter((n) => n !== 'x' || /^\/x\d+/.test(exe)) : []), ...(even ? ['evenflat'] : []), ...(/^a+$/.test(user) ? ['long'] : [])];
+    const got = tree.evaluateSync({ process: { executable: exe }, user: { name: user } }).map(name);
+    if (JSON.stringify(got) !== JSON.stringify(want) && wrong++ < 3) t.comment(`${exe} ${user.length}: ${got} ≠ ${want}`);
+  };
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 3000; i++) check(`/x${i % 700}`, i % 2 ? 'a'.repeat(250) : i % 3 ? 'a'.repeat(249) + 'b' : 'a'.repeat(50));
+    for (let i = 0; i < 20000; i++) check(`/y/${round}-${i}`, 'b');
+    for (let i = 0; i < 3000; i++) check(i % 3 ? `/x${i % 9}` : `/z${i}`, i % 5 ? 'a'.repeat(20) : 'ab');
+  }
+  t.equal(wrong, 0, 'every event fires what the regexes say');
+});
