@@ -255,8 +255,13 @@ export function assembleLines(lp: LinePlan, nodes: readonly OutputNode[], out: s
 // lines are copied together from those bytes.
 const utf8 = new TextEncoder();
 const KIND_BYTES = [KIND_TEXT, KIND_INSERT, KIND_FIRST].map((ks) => ks.map((k) => utf8.encode(k)));
-/** addSpliced's plan, kept from batch to batch (a worker builds one batch at a time). */
-let spliceScratch = new Int32Array(4096);
+/** addSpliced's plan, kept from batch to batch; a builder holds it until it finishes, so two never share it. */
+let spliceScratch: Int32Array | undefined;
+function takeScratch(): Int32Array {
+  const s = spliceScratch ?? new Int32Array(4096);
+  spliceScratch = undefined;
+  return s;
+}
 
 /** JSON-lines bytes of the output, with where each MAX_BATCH lines end. */
 export interface LineBytes {
@@ -298,7 +303,7 @@ export class LineBytesBuilder {
   // is to be written or the batch ends. Their sizes are known here, so room,
   // line count and cuts are settled as they are queued.
   private spliced: ProjectedBatch | undefined;
-  private plan = spliceScratch;
+  private plan = takeScratch();
   private planLength = 0;
   private splicedFrom = 0;
 
@@ -325,7 +330,7 @@ export class LineBytesBuilder {
     if (this.plan.length < this.planLength + 2 + hits.length) {
       const grown = new Int32Array(Math.max(2 * this.plan.length, this.planLength + 2 + hits.length));
       grown.set(this.plan.subarray(0, this.planLength));
-      this.plan = spliceScratch = grown;
+      this.plan = grown;
     }
     const plan = this.plan;
     plan[this.planLength++] = i;
@@ -415,6 +420,7 @@ export class LineBytesBuilder {
 
   finish(): LineBytes {
     this.flush();
+    spliceScratch = this.plan;
     const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.size);
     return { bytes, cuts: this.cuts, count: this.count };
   }
