@@ -37,7 +37,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 // not that warm-up. (At 40 times over, runs of 0.3–0.5 s, the warm-up was most
 // of what the cost and scaling figures showed.)
 const times = Number(process.env.BENCH_TIMES ?? 200);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+// Five rounds: on this shared VM single runs drift by ±5–10%, and a median of three moved with one bad run.
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const quiet = { info() {}, warn() {}, error() {} };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-bench-rules-'));
 
@@ -188,19 +189,31 @@ for (let i = 0, from = 0; i < capture.length; i += 128) {
   from = to;
 }
 const encodedCount = capture.length;
-// 12 times over: runs of 4–8 s. Each new worker spends ~0.25 s of CPU on V8's optimizing compiler
-// first; in a 1.5 s run with two workers that was a sixth of the CPU, and the ratio measured the
-// warm-up (1.45–1.55× at 4 times over, 1.7× and more at 40).
-const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 12);
+// Steady state, as a server runs all day: the replay BENCH_WARM_TIMES times over first, untimed,
+// then BENCH_ALONE_TIMES times over, timed. Each new worker spends ~0.25 s of CPU in V8's
+// optimizing compiler before it runs at speed; timed from the start, a 1.5 s run with two workers
+// spent a sixth of its CPU on that, and the ratio measured the warm-up (1.45–1.55× for runs of
+// the replay 4 times over, 1.7× and more for 40).
+const warmTimes = Number(process.env.BENCH_WARM_TIMES ?? 2);
+const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 8);
 capture = null;
 async function stageAlone(label: string, workers: number): Promise<Figure> {
   const ctx: StageContext = { baseDir: tmp, index: 0, name: 'rules', counters: new StageCounters(), log: quiet, signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: true, encodedBytesOutput: true };
   const stage = (await rulesStage.create({ rulesdir: dir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
-  // The replay aloneTimes times over (runs of 4–8 s, so the new workers' warm-up weighs as
-  // little as in a server), each batch copied into a buffer of its own as coalesce's workers hand
-  // them on: from the buffer pool, which the sink below refills as the real sinks do.
+  // Each batch copied into a buffer of its own as coalesce's workers hand them on: from the
+  // buffer pool, which the sink below refills as the real sinks do. The clock starts when the
+  // first timed batch is fed; the last warm-up batches still in the stage then count against
+  // the timed part (a few thousand events of 793,600: slightly low, never high).
+  let start = 0n;
+  let cpu0 = process.cpuUsage();
+  let threads0 = threadTimes();
   function* feed() {
-    for (let k = 0; k < aloneTimes; k++) {
+    for (let k = 0; k < warmTimes + aloneTimes; k++) {
+      if (k === warmTimes) {
+        threads0 = threadTimes();
+        start = process.hrtime.bigint();
+        cpu0 = process.cpuUsage();
+      }
       for (const [from, to, n] of encodedBatches) {
         let buf = takeBuffer();
         if (buf === undefined || buf.byteLength < to - from) buf = roomFor(to - from);
@@ -215,20 +228,19 @@ async function stageAlone(label: string, workers: number): Promise<Figure> {
   let lines = 0;
   const source = Readable.from(feed(), { objectMode: true, highWaterMark: 8 });
   const count = new Writable({ objectMode: true, highWaterMark: 8, write(b: unknown[], _e, cb) { lines += b.length; recycleBatch(b); cb(); } });
-  const threads0 = threadTimes();
   // threads that end with the stage are read while they run
-  const last = new Map(threads0);
+  const last = new Map<string, { name: string; s: number }>();
   const poll = process.env.BENCH_THREADS ? setInterval(() => { for (const [t, v] of threadTimes()) last.set(t, v); }, 50) : undefined;
-  const start = process.hrtime.bigint();
-  const cpu0 = process.cpuUsage();
   await pipeline(source, stage, count);
+  const s = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   if (poll) {
     clearInterval(poll);
     for (const [t, v] of threadTimes()) last.set(t, v);
     printThreads(threads0, last);
   }
-  const cpu = process.cpuUsage(cpu0);
-  return report(label, encodedCount * aloneTimes, lines, Number(process.hrtime.bigint() - start) / 1e9, cpu.user + cpu.system);
+  // every pass gives the same lines
+  return report(label, encodedCount * aloneTimes, (lines / (warmTimes + aloneTimes)) * aloneTimes, s, cpu.user + cpu.system);
 }
 /** CPU seconds of each thread of this process (Linux /proc), to see where a run's CPU goes. */
 function threadTimes(): Map<string, { name: string; s: number }> {

@@ -40,31 +40,65 @@ class ValueMemo {
     this.outcomes = new Uint8Array(MEMO_ROWS * width);
   }
 
-  test(m: Matcher, v: string): boolean {
+  private clear(): void {
+    this.rows.clear();
+    this.outcomes.fill(0);
+  }
+
+  /**
+   * The row of each value (-1: not remembered, too long), looked up once per
+   * event and key; null when the memo is off for now.
+   */
+  rowsOf(vs: readonly string[]): number[] | null {
     if (this.off > 0) {
-      this.off--;
-      return m.re.test(v);
+      this.off = Math.max(0, this.off - vs.length);
+      return null;
     }
-    if (v.length > MEMO_MAX_LENGTH) return m.re.test(v);
-    let row = this.rows.get(v);
-    if (row === undefined) {
-      this.misses++;
-      if (this.rows.size === MEMO_ROWS) {
-        this.rows.clear();
-        this.outcomes.fill(0);
-      }
-      row = this.rows.size;
-      this.rows.set(v, row);
-    }
-    if (++this.lookups === MEMO_WINDOW) {
+    if (vs.length > MEMO_ROWS / 4) return null;
+    let rows = this.lookup(vs);
+    // starting over part way through left the earlier rows pointing at nothing: again, into the fresh memo
+    if (rows === null) rows = this.lookup(vs)!;
+    if (this.lookups >= MEMO_WINDOW) {
       // mostly new values: not worth keeping
-      if (this.misses > MEMO_WINDOW / 2) {
-        this.off = MEMO_OFF_FOR;
-        this.rows.clear();
-        this.outcomes.fill(0);
-      }
+      const off = this.misses > this.lookups / 2;
       this.lookups = this.misses = 0;
+      if (off) {
+        this.off = MEMO_OFF_FOR;
+        this.clear();
+        return null;
+      }
     }
+    return rows;
+  }
+
+  private lookup(vs: readonly string[]): number[] | null {
+    const rows = new Array<number>(vs.length);
+    let fresh = true;
+    for (let i = 0; i < vs.length; i++) {
+      const v = vs[i]!;
+      if (v.length > MEMO_MAX_LENGTH) {
+        rows[i] = -1;
+        continue;
+      }
+      this.lookups++;
+      let row = this.rows.get(v);
+      if (row === undefined) {
+        this.misses++;
+        if (this.rows.size === MEMO_ROWS) {
+          this.clear();
+          if (i > 0) fresh = false;
+        }
+        row = this.rows.size;
+        this.rows.set(v, row);
+      }
+      rows[i] = row;
+    }
+    return fresh ? rows : null;
+  }
+
+  /** Whether m's regex matches v, whose row is `row` (-1: not remembered). */
+  test(m: Matcher, v: string, row: number): boolean {
+    if (row < 0) return m.re.test(v);
     const at = row * this.width + m.col;
     const known = this.outcomes[at]!;
     if (known !== 0) return known === 2;
@@ -77,9 +111,14 @@ class ValueMemo {
 /**
  * What each distinct key of the tree yields for one event, read when a node
  * first asks: a hundred rules over a dozen keys would otherwise walk the event
- * for the same key again at every node.
+ * for the same key again at every node. With each value its memo row.
  */
-type KeyCache = Array<string[] | undefined>;
+interface KeyRead {
+  values: string[];
+  /** null: the key's memo is off. */
+  rows: number[] | null;
+}
+type KeyCache = Array<KeyRead | undefined>;
 
 interface CompiledNode {
   spec: RuleNode;
@@ -147,11 +186,17 @@ export class RuleTree {
   /** The node's first match that fails for `event`, or null when all pass. */
   private matchNode(n: CompiledNode, event: unknown, cache: KeyCache): Matcher | null {
     for (const m of n.matchers) {
-      const vs = (cache[m.slot] ??= keyValues(event, m.kp));
       const memo = this.memos[m.slot]!;
+      let read = cache[m.slot];
+      if (read === undefined) {
+        const values = keyValues(event, m.kp);
+        read = cache[m.slot] = { values, rows: memo.rowsOf(values) };
+      }
+      const vs = read.values;
+      const rows = read.rows;
       let ok = false;
       for (let i = 0; i < vs.length; i++) {
-        if (memo.test(m, vs[i]!)) {
+        if (rows === null ? m.re.test(vs[i]!) : memo.test(m, vs[i]!, rows[i]!)) {
           ok = true;
           break;
         }
@@ -227,7 +272,7 @@ export class RuleTree {
         else {
           const m = this.matchNode(n, event, cache);
           pass = m === null;
-          if (m) failed = { key: m.kp.key, pattern: m.re.source, values: cache[m.slot]! };
+          if (m) failed = { key: m.kp.key, pattern: m.re.source, values: cache[m.slot]!.values };
         }
       }
       const t: NodeTrace = { node: i, depth, reached, pass };
