@@ -12,6 +12,8 @@ export interface NativeAuditSocket {
   /** Starts polling; `flat` is [type, seq, payload, …], payload a string for records (type ≥ 1100), else a Buffer. */
   start(onMessages?: (flat: Array<number | string | Buffer>, enobufs: number, err?: NodeJS.ErrnoException) => void): void;
   stop(): void;
+  /** Reads everything the socket holds now, until it is empty: [flat, enobufs] as start()'s callback gets them. */
+  drain(): [Array<number | string | Buffer>, number];
   close(): void;
 }
 

@@ -218,6 +218,24 @@ export class AuditNetlink {
     await this.request(AUDIT_DEL_RULE, rule);
   }
 
+  /**
+   * Delivers at once, through onRecords, whatever the socket holds, even while
+   * paused: for shutdown, once the kernel no longer sends to this socket,
+   * before closing it would throw those records away.
+   */
+  drain(): void {
+    if (this.closed) return;
+    let flat: Array<number | string | Buffer>;
+    let enobufs: number;
+    try {
+      [flat, enobufs] = this.sock.drain();
+    } catch (e) {
+      this.opts.onError?.(e as NodeJS.ErrnoException);
+      return;
+    }
+    this.onMessages(flat, enobufs);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

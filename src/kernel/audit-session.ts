@@ -264,6 +264,10 @@ export class AuditSession {
     this.added = [];
     for (const r of this.displaced) await attempt(() => this.control.addRule(r));
     this.displaced = [];
+    // Unregistered (or, multicast, about to leave the group): what the kernel
+    // sent before is still in the receive buffer, up to megabytes of it when
+    // backpressure had paused reading. Hand it on before the socket closes.
+    this.data?.drain();
     this.finish();
     if (errors.length) throw new SkafeError('SKAFE_NETLINK', `restoring the kernel audit state: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[0] });
   }

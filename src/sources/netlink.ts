@@ -107,9 +107,16 @@ export class NetlinkSource extends Readable {
   }
 
   private onRecords(types: number[], texts: string[], enobufs: number): void {
-    // Records keep coming while the kernel is being given back; only after end() is there nowhere to put them.
-    if (this.ended || this.destroyed) return;
     const c = this.ctx.counters;
+    // Records keep coming while the kernel is being given back (the last of
+    // them drained from the socket); only a destroyed stream has nowhere to
+    // put them: counted as lost, never silent.
+    if (this.ended || this.destroyed) {
+      if (types.length === 0) return;
+      c.extra.droppedAtDestroy = (c.extra.droppedAtDestroy ?? 0) + types.length;
+      if (c.firstReport('dropped-at-destroy')) this.ctx.log.warn(`netlink source destroyed with kernel audit records still arriving: ${types.length} dropped (counted in droppedAtDestroy)`, { code: 'SKAFE_KERNEL_LOSS' });
+      return;
+    }
     if (enobufs) {
       this.receiveOverflows += enobufs;
       c.extra.receiveOverflows = this.receiveOverflows;

@@ -48,6 +48,7 @@ class AuditSocket : public Napi::ObjectWrap<AuditSocket> {
                            InstanceMethod("start", &AuditSocket::Start),
                            InstanceMethod("stop", &AuditSocket::Stop),
                            InstanceMethod("close", &AuditSocket::Close),
+                           InstanceMethod("drain", &AuditSocket::Drain),
                            InstanceAccessor("portid", &AuditSocket::PortId, nullptr),
                            InstanceAccessor("fd", &AuditSocket::Fd, nullptr),
                        });
@@ -223,65 +224,96 @@ class AuditSocket : public Napi::ObjectWrap<AuditSocket> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     Napi::Array flat = Napi::Array::New(env);
-    uint32_t n = 0;
     uint32_t enobufs = 0;
     Napi::Value error = env.Undefined();
-
+    uint32_t n = 0;
     if (status < 0) {
       error = ErrnoError(env, -status, "uv_poll").Value();
     } else {
       // Up to 4 recvmmsg rounds per tick, then give the event loop back.
-      for (int round = 0; round < 4; round++) {
-        for (int i = 0; i < slots_; i++) {
-          memset(&msgs_[i], 0, sizeof msgs_[i]);
-          msgs_[i].msg_hdr.msg_iov = &iovs_[i];
-          msgs_[i].msg_hdr.msg_iovlen = 1;
-        }
-        int got = recvmmsg(fd_, msgs_.data(), slots_, MSG_DONTWAIT, nullptr);
-        if (got < 0) {
-          int err = errno;
-          if (err == EINTR) continue;
-          if (err == ENOBUFS) {  // the kernel dropped messages for us: loss, not failure
-            enobufs++;
-            continue;
-          }
-          if (err != EAGAIN && err != EWOULDBLOCK) error = ErrnoError(env, err, "recvmmsg").Value();
-          break;
-        }
-        for (int i = 0; i < got; i++) {
-          size_t len = msgs_[i].msg_len;
-          auto* nlh = reinterpret_cast<struct nlmsghdr*>(iovs_[i].iov_base);
-          int remaining = static_cast<int>(len);
-          // Records carry a short nlmsg_len (see below): only the header fields matter for them.
-          for (; remaining >= static_cast<int>(NLMSG_HDRLEN) &&
-                 (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG || NLMSG_OK(nlh, remaining));
-               nlh = NLMSG_NEXT(nlh, remaining)) {
-            const char* data = static_cast<const char*>(NLMSG_DATA(nlh));
-            size_t dlen = nlh->nlmsg_len - NLMSG_HDRLEN;
-            flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_type));
-            flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_seq));
-            if (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG) {
-              // Each record is a datagram of its own, and on the unicast path the
-              // kernel sets nlmsg_len to the payload length alone (a quirk auditd
-              // depends on; multicast copies get it fixed). So the datagram
-              // length is the one to trust, and the record ends this datagram.
-              dlen = len - NLMSG_HDRLEN;
-              remaining = 0;
-              // Record text: drop trailing NULs/newlines some senders include.
-              while (dlen > 0 && (data[dlen - 1] == '\0' || data[dlen - 1] == '\n')) dlen--;
-              flat.Set(n++, Napi::String::New(env, data, dlen));
-              break;
-            } else {
-              flat.Set(n++, Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(data), dlen));
-            }
-          }
-        }
-        if (got < slots_) break;  // drained
-      }
+      n = Read(env, flat, 4, enobufs, error);
     }
     if (n == 0 && enobufs == 0 && error.IsUndefined()) return;
     if (callback_.IsEmpty()) return;
     callback_.MakeCallback(Value(), {flat, Napi::Number::New(env, enobufs), error});
+  }
+
+  // drain() → [flat, enobufs]: everything the socket holds now, read at once
+  // (until EAGAIN), as start()'s callback would get it. For shutdown: once the
+  // kernel no longer sends to us, what is still in the receive buffer would
+  // otherwise go with the socket.
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) {
+      ErrnoError(env, EBADF, "recvmmsg").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array flat = Napi::Array::New(env);
+    uint32_t enobufs = 0;
+    Napi::Value error = env.Undefined();
+    Read(env, flat, -1, enobufs, error);
+    if (!error.IsUndefined()) {
+      Napi::Error(env, error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(uint32_t(0), flat);
+    r.Set(uint32_t(1), Napi::Number::New(env, enobufs));
+    return r;
+  }
+
+  // Reads up to `rounds` recvmmsg rounds (-1: until the socket is empty) into
+  // flat as type, seq, payload triples; returns how many values it added.
+  uint32_t Read(Napi::Env env, Napi::Array flat, int rounds, uint32_t& enobufs, Napi::Value& error) {
+    uint32_t n = 0;
+    for (int round = 0; rounds < 0 || round < rounds; round++) {
+      for (int i = 0; i < slots_; i++) {
+        memset(&msgs_[i], 0, sizeof msgs_[i]);
+        msgs_[i].msg_hdr.msg_iov = &iovs_[i];
+        msgs_[i].msg_hdr.msg_iovlen = 1;
+      }
+      int got = recvmmsg(fd_, msgs_.data(), slots_, MSG_DONTWAIT, nullptr);
+      if (got < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == ENOBUFS) {  // the kernel dropped messages for us: loss, not failure
+          enobufs++;
+          continue;
+        }
+        if (err != EAGAIN && err != EWOULDBLOCK) error = ErrnoError(env, err, "recvmmsg").Value();
+        break;
+      }
+      for (int i = 0; i < got; i++) {
+        size_t len = msgs_[i].msg_len;
+        auto* nlh = reinterpret_cast<struct nlmsghdr*>(iovs_[i].iov_base);
+        int remaining = static_cast<int>(len);
+        // Records carry a short nlmsg_len (see below): only the header fields matter for them.
+        for (; remaining >= static_cast<int>(NLMSG_HDRLEN) &&
+               (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG || NLMSG_OK(nlh, remaining));
+             nlh = NLMSG_NEXT(nlh, remaining)) {
+          const char* data = static_cast<const char*>(NLMSG_DATA(nlh));
+          size_t dlen = nlh->nlmsg_len - NLMSG_HDRLEN;
+          flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_type));
+          flat.Set(n++, Napi::Number::New(env, nlh->nlmsg_seq));
+          if (nlh->nlmsg_type >= AUDIT_FIRST_USER_MSG) {
+            // Each record is a datagram of its own, and on the unicast path the
+            // kernel sets nlmsg_len to the payload length alone (a quirk auditd
+            // depends on; multicast copies get it fixed). So the datagram
+            // length is the one to trust, and the record ends this datagram.
+            dlen = len - NLMSG_HDRLEN;
+            remaining = 0;
+            // Record text: drop trailing NULs/newlines some senders include.
+            while (dlen > 0 && (data[dlen - 1] == '\0' || data[dlen - 1] == '\n')) dlen--;
+            flat.Set(n++, Napi::String::New(env, data, dlen));
+            break;
+          } else {
+            flat.Set(n++, Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(data), dlen));
+          }
+        }
+      }
+      if (got < slots_) break;  // drained
+    }
+    return n;
   }
 
   int fd_ = -1;
