@@ -30,13 +30,14 @@ import rulesStage from '../src/transforms/rules.js';
 import { takeBuffer, roomFor } from '../src/buffer-pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-// The corpus 200 times over (99,200 events): every pipeline run starts its own
+// The corpus 600 times over (297,600 events): every pipeline run starts its own
 // coalesce and rule workers, and each new worker spends ~0.25 s of CPU on V8's
 // optimizing compiler before it runs at speed (perf: TurboFan jobs on V8's
 // helper threads). Runs of a few seconds measure what a server does all day,
 // not that warm-up. (At 40 times over, runs of 0.3–0.5 s, the warm-up was most
-// of what the cost and scaling figures showed.)
-const times = Number(process.env.BENCH_TIMES ?? 200);
+// of what the cost and scaling figures showed; at 200, once the rule workers
+// got faster, runs of ~1 s, two workers' warm-up was still a tenth of the CPU.)
+const times = Number(process.env.BENCH_TIMES ?? 600);
 // Five rounds: on this shared VM single runs drift by ±5–10%, and a median of three moved with one bad run.
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const quiet = { info() {}, warn() {}, error() {} };
@@ -80,6 +81,7 @@ const outDir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' :
 const outFile = path.join(outDir, 'out.jsonl');
 const sinkKind = process.env.BENCH_SINK ?? 'count';
 let capture: string[] | null = null;
+let captureMax = Infinity;
 // A sink that takes encoded batches and drops every item: what the stages cost without the writing.
 registry['bench-count'] ??= defineStage({
   kind: 'sink',
@@ -96,7 +98,8 @@ registry['bench-count'] ??= defineStage({
         ctx.counters.in += b.length;
         // as the real sinks do once written
         recycleBatch(b);
-        if (capture) for (const x of decodeEncodedBytes(b)) capture.push(x);
+        // (only as many as the stage-alone feed uses: see BENCH_ALONE_WINDOW)
+        if (capture && capture.length < captureMax) for (const x of decodeEncodedBytes(b)) capture.push(x);
         cb();
       },
     }),
@@ -104,6 +107,7 @@ registry['bench-count'] ??= defineStage({
 const sink = sinkKind === 'jsonl' ? { use: 'jsonl', path: outFile } : { use: 'bench-count' };
 
 interface Figure {
+  events: number;
   /** events/s, wall clock */
   rate: number;
   /** CPU µs per event, every thread of this process (not child processes): unlike wall clock, barely moved by other load. */
@@ -111,7 +115,7 @@ interface Figure {
 }
 
 function report(label: string, events: number, lines: number, s: number, cpuMicros: number): Figure {
-  const f = { rate: events / s, cpu: cpuMicros / events };
+  const f = { events, rate: events / s, cpu: cpuMicros / events };
   // cores: CPU seconds per wall second; near 2 the machine's two cores are all this process gets.
   console.log(`  ${label.padEnd(48)} ${events} events in ${s.toFixed(2)} s = ${String(Math.round(f.rate)).padStart(6)} events/s, ${f.cpu.toFixed(0).padStart(3)} µs CPU/event, ${(cpuMicros / 1e6 / s).toFixed(2)} cores (${lines} lines out)`);
   return f;
@@ -175,20 +179,31 @@ for (let r = 1; r <= rounds; r++) {
 // the stage's workers compete with coalesce's for the two cores; here only
 // with the feeding thread, which shows how the stage itself scales with workers.
 capture = [];
-await measure('(capturing the replay as encoded events)', { stages: [...head, { use: 'bench-count' }] });
-// Kept as one buffer of JSON lines and where each 128-event batch lies in it:
-// strings or thousands of buffers left on this thread's heap would make every
-// collection here work for nothing.
-const linesText = Buffer.from(capture.join('\n') + '\n');
+const windowBatches = Number(process.env.BENCH_ALONE_WINDOW ?? 8);
+captureMax = windowBatches * 128;
+const capturing = await measure('(capturing the replay as encoded events)', { stages: [...head, { use: 'bench-count' }] });
+// The feed cycles through the first BENCH_ALONE_WINDOW batches (8: 1,024
+// events, ~2 MB), as many batches a pass as the replay has. Coalesce's workers
+// hand on bytes they have just written; copied out of the whole 200 MB capture,
+// every byte came from memory instead, and that copy, on the thread that
+// competes with the rule workers for the cores, was most of the feeding
+// thread's work (0.39 µs an event, 0.17 from the window). Kept as one buffer of
+// JSON lines and where each 128-event batch lies in it: strings or thousands
+// of buffers left on this thread's heap would make every collection here work
+// for nothing.
+const linesText = Buffer.from(capture.slice(0, windowBatches * 128).join('\n') + '\n');
 const encodedBatches: Array<[from: number, to: number, events: number]> = [];
-for (let i = 0, from = 0; i < capture.length; i += 128) {
+for (let i = 0, from = 0; i < Math.min(capture.length, windowBatches * 128); i += 128) {
   const n = Math.min(128, capture.length - i);
   let to = from;
   for (let k = 0; k < n; k++) to = linesText.indexOf(10, to) + 1;
   encodedBatches.push([from, to, n]);
   from = to;
 }
-const encodedCount = capture.length;
+// A pass is the corpus 200 times over (99,200 events), whatever BENCH_TIMES is.
+const batchesPerPass = Math.ceil(((capturing.events / times) * 200) / 128);
+let encodedCount = 0;
+for (let i = 0; i < batchesPerPass; i++) encodedCount += encodedBatches[i % encodedBatches.length]![2];
 // Steady state, as a server runs all day: the replay BENCH_WARM_TIMES times over first, untimed,
 // then BENCH_ALONE_TIMES times over, timed. Each new worker spends ~0.25 s of CPU in V8's
 // optimizing compiler before it runs at speed; timed from the start, a 1.5 s run with two workers
@@ -214,7 +229,8 @@ async function stageAlone(label: string, workers: number): Promise<Figure> {
         start = process.hrtime.bigint();
         cpu0 = process.cpuUsage();
       }
-      for (const [from, to, n] of encodedBatches) {
+      for (let i = 0; i < batchesPerPass; i++) {
+        const [from, to, n] = encodedBatches[i % encodedBatches.length]!;
         let buf = takeBuffer();
         if (buf === undefined || buf.byteLength < to - from) buf = roomFor(to - from);
         const bytes = new Uint8Array(buf, 0, to - from);
