@@ -16,9 +16,12 @@ export type AuditMode = 'unicast' | 'multicast';
 // restart after a crash would take the dead run's rules for the machine's own.
 const JOURNAL_DIR = process.env.SKAFE_RUN_DIR ?? '/run/skafe';
 const journalFile = (mode: AuditMode) => path.join(JOURNAL_DIR, `audit-session-${mode}.json`);
+const ownStart = startTime(process.pid);
 
 interface Journal {
   pid: number;
+  /** The process's start time (/proc/PID/stat), so a pid the kernel has reused is not taken for it. */
+  start?: string;
   changed: AuditStatusChange;
   registered: boolean;
   added: string[];
@@ -77,6 +80,22 @@ function processName(pid: number): string | undefined {
   }
 }
 
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The journal's process still runs (the same one, not a later process given its pid). */
+function journalOwnerAlive(j: Journal): boolean {
+  if (!alive(j.pid)) return false;
+  return j.start === undefined || startTime(j.pid) === j.start;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -104,6 +123,8 @@ export class AuditSession {
   private changed: AuditStatusChange = {};
   private restored = false;
   private restoring: Promise<void> | undefined;
+  /** Another live process whose session journal for this mode exists. */
+  private holder: number | undefined;
 
   private constructor(private readonly o: AuditSessionOptions) {
     this.control = new AuditNetlink();
@@ -139,6 +160,17 @@ export class AuditSession {
         `process ${this.before.pid}${name ? ` (${name})` : ''} is registered as the kernel audit daemon; ` +
           'run skafe as its plugin instead (the stdin source under auditd/audisp) or use {"use":"netlink","mode":"multicast"} beside it',
         { pid: this.before.pid },
+      );
+    }
+    // One session per mode: a second would write over the first's journal (so
+    // a crash of the first could no longer be undone) and, started while the
+    // first is still putting the kernel back, would take half-restored
+    // settings for the machine's own and "restore" them at its exit.
+    if (this.holder !== undefined) {
+      throw new SkafeError(
+        'SKAFE_AUDIT_DAEMON_BUSY',
+        `another skafe (pid ${this.holder}) holds the kernel audit session (${this.o.mode} mode), running or still putting the kernel back; one session per mode at a time (journal ${journalFile(this.o.mode)})`,
+        { pid: this.holder },
       );
     }
     live.add(this);
@@ -187,6 +219,7 @@ export class AuditSession {
   private writeJournal(): void {
     const j: Journal = {
       pid: process.pid,
+      start: ownStart,
       changed: this.changed,
       registered: this.registered,
       added: this.added.map((r) => r.data.toString('base64')),
@@ -220,7 +253,11 @@ export class AuditSession {
     } catch {
       return;
     }
-    if (j.pid === process.pid || alive(j.pid)) return;
+    if (j.pid === process.pid) return;
+    if (journalOwnerAlive(j)) {
+      this.holder = j.pid;
+      return;
+    }
     this.o.onWarning?.(`a previous skafe (pid ${j.pid}) did not exit cleanly: undoing its kernel audit changes first (${j.added.length} rules, settings ${JSON.stringify(j.changed)})`);
     const status = await this.control.getStatus();
     if (Object.keys(j.changed).length) await this.control.setStatus(j.changed).catch(() => undefined);

@@ -208,6 +208,27 @@ if (need(t as never, 'kernel-audit')) {
 
   t.teardown(release);
 
+  t.test('a second session of the same mode is refused while the first runs (multicast: no pid to see)', async (t) => {
+    const c = child('end', { mode: 'multicast' });
+    await waitFor(c, 'ready');
+    try {
+      let err: unknown;
+      try {
+        const s = await AuditSession.open({ mode: 'multicast', onRecords: () => {}, onError: () => {} });
+        await s.restore();
+      } catch (e) {
+        err = e;
+      }
+      t.ok(isSkafeError(err, 'SKAFE_AUDIT_DAEMON_BUSY'), 'refused with SKAFE_AUDIT_DAEMON_BUSY');
+      t.match((err as Error)?.message, new RegExp(`pid ${c.pid}\\).*one session per mode`), 'names the other session');
+      t.ok(fs.readFileSync(path.join(process.env.SKAFE_RUN_DIR ?? '/run/skafe', 'audit-session-multicast.json'), 'utf8').includes(`"pid":${c.pid}`), "the first session's journal is left as it was");
+    } finally {
+      c.stdin!.write('go\n');
+      await once(c, 'exit');
+    }
+    checkRestored(t, 'after the refused second session');
+  });
+
   t.test("-d and -W lines that remove the machine's own rules: they are put back on exit", async (t) => {
     const watched = path.join(dir, 'pre-watch');
     fs.writeFileSync(watched, '');
