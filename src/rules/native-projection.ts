@@ -17,7 +17,6 @@ interface Addon {
 /** Ints per line in projectLines' result: start, end, first op, op count, kind start, kind end, how. */
 const LINE_INTS = 7;
 
-
 const OP_OBJECT = 1;
 const OP_ARRAY = 2;
 const OP_END = 3;

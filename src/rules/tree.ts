@@ -55,9 +55,24 @@ class ValueMemo {
       return null;
     }
     if (vs.length > MEMO_ROWS / 4) return null;
-    let rows = this.lookup(vs);
-    // starting over part way through left the earlier rows pointing at nothing: again, into the fresh memo
-    if (rows === null) rows = this.lookup(vs)!;
+    // full: start over before, not part way through (earlier rows would point at nothing)
+    if (this.rows.size + vs.length > MEMO_ROWS) this.clear();
+    const rows = new Array<number>(vs.length);
+    for (let i = 0; i < vs.length; i++) {
+      const v = vs[i]!;
+      if (v.length > MEMO_MAX_LENGTH) {
+        rows[i] = -1;
+        continue;
+      }
+      this.lookups++;
+      let row = this.rows.get(v);
+      if (row === undefined) {
+        this.misses++;
+        row = this.rows.size;
+        this.rows.set(v, row);
+      }
+      rows[i] = row;
+    }
     if (this.lookups >= MEMO_WINDOW) {
       // mostly new values: not worth keeping
       const off = this.misses > this.lookups / 2;
@@ -69,31 +84,6 @@ class ValueMemo {
       }
     }
     return rows;
-  }
-
-  private lookup(vs: readonly string[]): number[] | null {
-    const rows = new Array<number>(vs.length);
-    let fresh = true;
-    for (let i = 0; i < vs.length; i++) {
-      const v = vs[i]!;
-      if (v.length > MEMO_MAX_LENGTH) {
-        rows[i] = -1;
-        continue;
-      }
-      this.lookups++;
-      let row = this.rows.get(v);
-      if (row === undefined) {
-        this.misses++;
-        if (this.rows.size === MEMO_ROWS) {
-          this.clear();
-          if (i > 0) fresh = false;
-        }
-        row = this.rows.size;
-        this.rows.set(v, row);
-      }
-      rows[i] = row;
-    }
-    return fresh ? rows : null;
   }
 
   /** Whether m's regex matches v, whose row is `row` (-1: not remembered). */

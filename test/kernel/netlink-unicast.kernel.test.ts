@@ -130,26 +130,33 @@ if (need(t as never, 'kernel-audit')) {
     });
   }
 
-  t.test('records still in the socket when the source stops are delivered, not dropped', async (t) => {
-    // Nobody reads the source, so it stops reading the socket and the records wait there.
-    fs.writeFileSync(path.join(dir, 'drain.rules'), '-a always,exit -F arch=b64 -S getppid -k skafe-drain\n');
-    const c = node([path.join(repoRoot, 'dist/test/kernel/netlink-drain-child.js'), path.join(dir, 'drain.rules')], ['pipe', 'pipe', 'pipe']);
+  // A source nobody reads (netlink-drain-child.ts): it stops reading the socket
+  // and the records of n getppid calls wait there; then it is stopped (or
+  // destroyed) and reports what came out.
+  fs.writeFileSync(path.join(dir, 'drain.rules'), '-a always,exit -F arch=b64 -S getppid -k skafe-drain\n');
+  type DrainReport = { syscalls?: number; losses?: number; extra?: Record<string, number>; warnings?: string[] };
+  const drainRun = async (how: 'stop' | 'destroy', n: number) => {
+    const c = node([path.join(repoRoot, 'dist/test/kernel/netlink-drain-child.js'), path.join(dir, 'drain.rules'), how], ['pipe', 'pipe', 'pipe']);
     let out = '';
     c.stdout!.on('data', (d) => (out += d));
     await waitFor(c, 'ready');
     const portid = Number(/ready (-?\d+)/.exec(out)?.[1]);
-    const n = 3000;
     const py = spawnSync('/usr/bin/python3', ['-c', `import os\nfor _ in range(${n}): os.getppid()`]);
-    t.equal(py.status, 0, `${n} getppid calls made`);
     await new Promise((r) => setTimeout(r, 1000));
     // /proc/net/netlink: sk Eth Pid Groups Rmem …: the bytes waiting in the child's data socket
     const row = fs.readFileSync('/proc/net/netlink', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '9' && Number(f[2]) === portid);
-    const waiting = Number(row?.[4] ?? 0);
-    t.ok(waiting > 1024 * 1024, `records wait in the socket when the source stops (${waiting} bytes)`);
     c.stdin!.write(`stop ${py.pid}\n`);
     const [code] = await once(c, 'exit');
+    const got = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? '{}') as DrainReport;
+    return { pyStatus: py.status, waiting: Number(row?.[4] ?? 0), code, got };
+  };
+
+  t.test('records still in the socket when the source stops are delivered, not dropped', async (t) => {
+    const n = 3000;
+    const { pyStatus, waiting, code, got } = await drainRun('stop', n);
+    t.equal(pyStatus, 0, `${n} getppid calls made`);
+    t.ok(waiting > 1024 * 1024, `records wait in the socket when the source stops (${waiting} bytes)`);
     t.equal(code, 0, 'the child exits cleanly');
-    const got = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? '{}') as { syscalls?: number; losses?: number; extra?: Record<string, number>; warnings?: string[] };
     // (python makes a few getppid calls of its own as it starts)
     t.ok((got.syscalls ?? 0) >= n, `every getppid call's SYSCALL record came out (${got.syscalls} for ${n} calls)`);
     t.equal(got.losses, 0, 'no loss record');
@@ -159,17 +166,9 @@ if (need(t as never, 'kernel-audit')) {
   });
 
   t.test('records still in the socket when the source is destroyed are counted as dropped', async (t) => {
-    const c = node([path.join(repoRoot, 'dist/test/kernel/netlink-drain-child.js'), path.join(dir, 'drain.rules'), 'destroy'], ['pipe', 'pipe', 'pipe']);
-    let out = '';
-    c.stdout!.on('data', (d) => (out += d));
-    await waitFor(c, 'ready');
     const n = 3000;
-    const py = spawnSync('/usr/bin/python3', ['-c', `import os\nfor _ in range(${n}): os.getppid()`]);
-    await new Promise((r) => setTimeout(r, 1000));
-    c.stdin!.write(`stop ${py.pid}\n`);
-    const [code] = await once(c, 'exit');
+    const { code, got } = await drainRun('destroy', n);
     t.equal(code, 0, 'the child exits cleanly');
-    const got = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? '{}') as { extra?: Record<string, number>; warnings?: string[] };
     // ~3 records a call; the stream's own buffer (8 batches) went with it uncounted
     t.ok((got.extra?.droppedAtDestroy ?? 0) >= n, `the records left in the socket are counted (${got.extra?.droppedAtDestroy})`);
     t.ok(got.warnings?.some((w) => w.includes('dropped')), 'and reported');
