@@ -86,6 +86,10 @@ class FileSource extends Readable {
       this.ctx.log.warn(`${this.file} does not exist yet; waiting for it`);
       return;
     }
+    if (this.destroyed) {
+      await fh.close();
+      return;
+    }
     const st = await fh.stat();
     this.fh = fh;
     this.dev = st.dev;
@@ -160,6 +164,8 @@ class FileSource extends Readable {
   /** Read chunks until the consumer is full, the file ends, or we stop. */
   private async readMore(): Promise<void> {
     for (;;) {
+      // Destroyed while a read or stat was awaited: _destroy closed the file; reopening it would poll forever.
+      if (this.destroyed) return;
       if (this.stopped) return this.finish();
       if (!this.fh) {
         await this.waitForChange();
@@ -208,6 +214,7 @@ class FileSource extends Readable {
     } catch {
       st = undefined; // rotated away and not yet recreated
     }
+    if (this.destroyed) return;
     if (this.fh && st) {
       if (st.dev !== this.dev || st.ino !== this.ino) {
         // Rotated: whatever was appended to the old file before the rename is read first.

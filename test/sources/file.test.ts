@@ -170,3 +170,32 @@ t.test('resume after rotation while stopped: the rotated file is finished first 
   await pipeline(stage('file', { path: f, resume: { dev: st2.dev, ino: st2.ino, offset: Buffer.byteLength(line(5)) } }, { log }), collector(got2));
   t.same(got2.map((r) => r.serial), [6]);
 });
+
+t.test('a followed file destroyed mid-read or mid-poll is closed and polled no more', async (t) => {
+  // Destroyed while a read or a stat was awaited, the source used to find its
+  // file handle gone, reopen the file and poll it forever (keeping the
+  // process alive). Destroy at many moments, then look for the file among
+  // this process's open files.
+  const dir = tmpdir(t);
+  const f = path.join(dir, 'audit.log');
+  let text = '';
+  for (let i = 1; i <= 2000; i++) text += line(i);
+  fs.writeFileSync(f, text);
+  const real = fs.realpathSync(f);
+  const openOnes = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === real;
+    } catch {
+      return false;
+    }
+  }).length;
+  for (let i = 0; i < 40; i++) {
+    const src = stage('file', { path: f, follow: true, pollIntervalMs: 10, chunkSize: 4096 }, {}) as NodeJS.ReadableStream & { destroy(): void };
+    src.on('data', () => {});
+    src.on('error', () => {});
+    await sleep(i % 15);
+    src.destroy();
+  }
+  await sleep(100);
+  t.equal(openOnes(), 0, 'no handle on the file is left open');
+});
