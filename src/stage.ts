@@ -107,7 +107,11 @@ export function decodeEncodedBytes(batch: Batch<unknown>): Batch<string> {
 export function transferable(bytes: Uint8Array, owner: boolean): { buffer: ArrayBuffer; length: number } {
   const b = bytes.buffer;
   if (b instanceof ArrayBuffer && bytes.byteOffset === 0 && (owner || bytes.byteLength === b.byteLength)) return { buffer: b, length: bytes.byteLength };
-  return { buffer: bytes.slice().buffer as ArrayBuffer, length: bytes.byteLength };
+  // Not bytes.slice(): on a Buffer that is a view, and a small Buffer's buffer is Node's
+  // shared 8 KB pool, which the transfer would take from every Buffer made from it.
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return { buffer: copy.buffer, length: bytes.byteLength };
 }
 
 export interface Logger {

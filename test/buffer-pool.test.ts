@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeLines, giveBuffer, takeBuffer, pooledBuffers, roomFor } from '../src/buffer-pool.js';
-import { splitJsonLines } from '../src/stage.js';
+import { splitJsonLines, transferable } from '../src/stage.js';
 import { buildPipeline } from '../src/pipeline.js';
 import { fixtures } from './helpers/env.js';
 
@@ -77,4 +77,22 @@ t.test('file → coalesce (workers) → jsonl: the written batches come back to 
   t.ok(pooledBuffers() > 0, `buffers handed back (${pooledBuffers()})`);
   while (takeBuffer() !== undefined);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+t.test('transferable: a Buffer that is a view into Node\'s shared pool is copied, and the pool stays whole', (t) => {
+  // Small Buffer.from() results share one 8 KB pool (coalesce's trickle path makes its bytes so)
+  const before = Buffer.from('{"before":1}\n');
+  const bytes = Buffer.from('{"a":1}\n{"b":2}\n');
+  const after = Buffer.from('{"after":1}\n');
+  t.equal(bytes.buffer, before.buffer, 'the two share a buffer (the test needs them to)');
+  t.ok(bytes.byteOffset > 0, 'the bytes start inside it');
+  const { buffer, length } = transferable(bytes, false);
+  t.not(buffer, bytes.buffer, 'a buffer of its own');
+  t.equal(Buffer.from(buffer, 0, length).toString(), '{"a":1}\n{"b":2}\n', 'holding exactly the bytes');
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(null, [buffer]);
+  port1.close();
+  port2.close();
+  t.equal(before.toString() + bytes.toString() + after.toString(), '{"before":1}\n{"a":1}\n{"b":2}\n{"after":1}\n', 'transferring it left the shared pool alone');
+  t.end();
 });
