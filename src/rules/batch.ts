@@ -32,7 +32,13 @@ export interface BatchRequest {
   source?: ProjectedBatch;
 }
 
-export type BatchResult = { hits: number[][]; matched: number } | (LinePlan & { matched: number }) | (LineBytes & { matched: number });
+/**
+ * `malformed`: events whose JSON text does not parse, skipped (no rule sees them) and
+ * counted, not thrown: one bad line must not fail its whole batch. `malformedSample`: the
+ * start of the first, for the report.
+ */
+export type BatchCounts = { matched: number; malformed?: number; malformedSample?: string };
+export type BatchResult = ({ hits: number[][] } | LinePlan | LineBytes) & BatchCounts;
 
 /** Runs a script rule on event `idx` of the batch. */
 export type BatchScriptCall = (node: number, idx: number) => Promise<boolean>;
@@ -46,13 +52,39 @@ function eventCount(req: BatchRequest): number {
   return req.source ? req.source.length : req.events.length;
 }
 
+/** An event whose JSON text does not parse (forTree). */
+const MALFORMED = Symbol('malformed');
+
+/** Counts the malformed events of one batch, keeping the start of the first. */
+class Malformed {
+  n = 0;
+  sample: string | undefined;
+  see(text: string): void {
+    if (this.n++ === 0) this.sample = text.slice(0, 120);
+  }
+  into<T extends BatchCounts>(r: T): T {
+    if (this.n) {
+      r.malformed = this.n;
+      if (this.sample !== undefined) r.malformedSample = this.sample;
+    }
+    return r;
+  }
+}
+
 /** What the tree and the output read of event i: for JSON text, only the parts the tree asks for. */
-function forTree(tree: RuleTree, req: BatchRequest, i: number): unknown {
+function forTree(tree: RuleTree, req: BatchRequest, i: number, bad: Malformed): unknown {
   if (!req.encoded) return req.events[i];
   const p = req.projected?.[i];
   if (p !== undefined) return p;
   const text = textOf(req, i);
-  return projectJson(text, tree.projection) ?? JSON.parse(text);
+  const projected = projectJson(text, tree.projection);
+  if (projected !== undefined) return projected;
+  try {
+    return JSON.parse(text);
+  } catch {
+    bad.see(text);
+    return MALFORMED;
+  }
 }
 
 function isRecord(e: unknown): e is Record<string, unknown> {
@@ -60,52 +92,69 @@ function isRecord(e: unknown): e is Record<string, unknown> {
 }
 
 /** Lines for event i: cut from its own text when it came as text, else serialized with placeholders. */
-function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan): void {
+function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan, bad: Malformed): void {
   if (req.encoded && planSplice(e, textOf(req, i), i, hits, lp)) return;
   // e may be a projection (forTree): the lines need the whole event
-  planLines(req.encoded ? (JSON.parse(textOf(req, i)) as Record<string, unknown>) : e, nodes, hits, lp);
+  const whole = req.encoded ? parseWhole(textOf(req, i), bad) : e;
+  if (whole !== undefined) planLines(whole, nodes, hits, lp);
 }
 
-function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
+/**
+ * The whole event of a text whose projection was read (the addon skips what the tree does
+ * not ask for without checking it, so a line it read may still not parse here).
+ */
+function parseWhole(text: string, bad: Malformed): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    bad.see(text);
+    return undefined;
+  }
+}
+
+function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest, bad: Malformed): BatchResult {
   const lines = req.lines;
   let matched = 0;
   for (const h of hits) if (h.length) matched++;
-  if (!lines) return { hits, matched };
+  if (!lines) return bad.into({ hits, matched });
   if (req.bytes) {
     const b = new LineBytesBuilder(req.spare, req.sizeHint);
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       if (hits[i]!.length && isRecord(e)) b.add(e, req.encoded ? textOf(req, i) : undefined, nodes, hits[i]!);
     }
-    return { ...b.finish(), matched };
+    return bad.into({ ...b.finish(), matched });
   }
   const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
-    if (hits[i]!.length && isRecord(e)) plan(e, i, hits[i]!, nodes, req, lp);
+    if (hits[i]!.length && isRecord(e)) plan(e, i, hits[i]!, nodes, req, lp, bad);
   }
-  return { ...lp, matched };
+  return bad.into({ ...lp, matched });
 }
 
 /** Trees without script rules: all synchronous, one pass. */
 export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest): BatchResult {
   const n = eventCount(req);
+  const bad = new Malformed();
   if (!req.lines) {
     const hits: number[][] = new Array(n);
     let matched = 0;
     for (let i = 0; i < n; i++) {
-      const h = tree.evaluateSync(forTree(tree, req, i));
+      const e = forTree(tree, req, i, bad);
+      const h = e === MALFORMED ? [] : tree.evaluateSync(e);
       hits[i] = h;
       if (h.length) matched++;
     }
-    return { hits, matched };
+    return bad.into({ hits, matched });
   }
   let matched = 0;
   if (req.bytes) {
     const b = new LineBytesBuilder(req.spare, req.sizeHint);
     const source = req.source;
     for (let i = 0; i < n; i++) {
-      const e = forTree(tree, req, i);
+      const e = forTree(tree, req, i, bad);
+      if (e === MALFORMED) continue;
       const h = tree.evaluateSync(e);
       if (h.length === 0) continue;
       matched++;
@@ -115,29 +164,46 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
       else {
         // e holds only what the keys read (the addon's projection has no `rule` or `event`): add must see them
         const text = textOf(req, i);
-        b.add(JSON.parse(text) as Record<string, unknown>, text, nodes, h);
+        const whole = parseWhole(text, bad);
+        if (whole !== undefined) b.add(whole, text, nodes, h);
       }
     }
-    return { ...b.finish(), matched };
+    return bad.into({ ...b.finish(), matched });
   }
   const lp: LinePlan = { texts: [], plan: [] };
   for (let i = 0; i < n; i++) {
-    const e = forTree(tree, req, i);
+    const e = forTree(tree, req, i, bad);
+    if (e === MALFORMED) continue;
     const h = tree.evaluateSync(e);
     if (h.length === 0) continue;
     matched++;
-    if (isRecord(e)) plan(e, i, h, nodes, req, lp);
+    if (isRecord(e)) plan(e, i, h, nodes, req, lp, bad);
   }
-  return { ...lp, matched };
+  return bad.into({ ...lp, matched });
 }
 
 /** Trees with script rules: every event of the batch in flight at once, so the script pools stay busy. */
 export async function evaluateBatch(tree: RuleTree, nodes: readonly OutputNode[], req: BatchRequest, script: BatchScriptCall): Promise<BatchResult> {
   if (!tree.hasScripts) return evaluateBatchSync(tree, nodes, req);
-  // Encoded events are parsed only when a match node or the output needs them: scripts get the text.
+  // Encoded events are parsed only when a match node or the output needs them: scripts get the
+  // text. One that does not parse reads as null: its match nodes find no keys, nothing fires.
+  const bad = new Malformed();
   const events = req.encoded ? new Array<unknown>(req.events.length) : req.events;
-  const get = req.encoded ? (idx: number) => (events[idx] ??= JSON.parse(req.events[idx] as string)) : (idx: number) => events[idx];
+  const get = req.encoded
+    ? (idx: number) => {
+        if (events[idx] === undefined) {
+          const text = req.events[idx] as string;
+          try {
+            events[idx] = JSON.parse(text);
+          } catch {
+            bad.see(text);
+            events[idx] = null;
+          }
+        }
+        return events[idx];
+      }
+    : (idx: number) => events[idx];
   const hits = await Promise.all(req.events.map((_e, idx) => tree.evaluateLazy(() => get(idx), (node) => script(node, idx))));
   if (req.encoded) for (let i = 0; i < hits.length; i++) if (hits[i]!.length) get(i);
-  return finish(events, hits, nodes, req);
+  return finish(events, hits, nodes, req, bad);
 }

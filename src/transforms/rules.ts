@@ -102,6 +102,10 @@ export class RulesTransform extends Transform {
     const run = passBytes ? { input, inputOwner: isBufferOwner(batch), lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
     const p = this.engine.run(passBytes ? [] : batch, run).then((r) => {
       this.ctx.counters.add('matched', r.matched);
+      if (r.malformed) {
+        const problem = { code: 'SKAFE_MALFORMED_EVENT', message: `event not valid JSON, skipped by the rules: ${JSON.stringify(r.malformedSample ?? '')}` } as const;
+        for (let k = 0; k < r.malformed; k++) this.ctx.problem(problem);
+      }
       let pieces: Batch[];
       if ('bytes' in r) {
         // The workers' bytes, cut at every MAX_BATCH lines (views, no copy).
@@ -177,8 +181,10 @@ export class RulesTransform extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    // A failed batch stays first in line (pump stops there and destroys the stream): stop waiting
+    // then, or this loop would spin on it forever.
     const wait = async () => {
-      while (this.inflight.length || this.pumping) {
+      while ((this.inflight.length || this.pumping) && !this.failed) {
         if (this.pumping) await this.pumping;
         else this.pump();
       }

@@ -94,7 +94,9 @@ type Out = 'objects' | 'encoded' | 'bytes';
 function context(out: Out | boolean): StageContext {
   const o: Out = out === true ? 'encoded' : out === false ? 'objects' : out;
   // As the pipeline sets them before a sink that takes both (jsonl).
-  return { baseDir: process.cwd(), index: 2, name: 'rules', counters: new StageCounters(), log: memoryLog(), signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: o !== 'objects', encodedBytesOutput: o === 'bytes' };
+  const counters = new StageCounters();
+  // problem() counts as the pipeline's does
+  return { baseDir: process.cwd(), index: 2, name: 'rules', counters, log: memoryLog(), signal: new AbortController().signal, problem: () => void counters.malformed++, services: new Map(), encodedOutput: o !== 'objects', encodedBytesOutput: o === 'bytes' };
 }
 
 const utf8 = new TextEncoder();
@@ -182,6 +184,21 @@ t.test('match rules only (events read through a projection): every input form, e
   }
   const prettyText = objects.map((o) => JSON.stringify(o, null, 1));
   t.same((await runStage(2, true, 'bytes', 200, prettyText, matchOnlyDir)).lines, want, 'pretty-printed JSON text in (no projection): the same lines');
+});
+
+t.test('an event that is not JSON: counted and skipped, every other event comes out (text and bytes in, in-thread and in workers)', async (t) => {
+  const want = await expectedLines(matchOnlyDir);
+  const broken = [...texts.slice(0, 150), '{"process":{"executable":"/bin/bash"', 'not json', ...texts.slice(150)];
+  for (const workers of [0, 2]) {
+    for (const input of [true, 'bytes'] as const) {
+      for (const out of ['encoded', 'bytes'] as const) {
+        const label = `workers ${workers}, ${input === 'bytes' ? 'bytes' : 'encoded'} in, ${out} out`;
+        const got = await runStage(workers, input, out, 200, broken, matchOnlyDir);
+        t.equal(got.counters.malformed, 2, `${label}: both bad lines counted as malformed`);
+        t.same(got.lines, want, `${label}: the lines of every other event, in order`);
+      }
+    }
+  }
 });
 
 t.test('a projection yields what the whole event yields, for every alias and dotted key', async (t) => {
@@ -402,4 +419,16 @@ t.test('the native projection builds what projectJson builds, line by line', asy
   t.equal(batch.spliceHow(spliceable.length - 2), -1, 'a line with two `event` keys is not spliced');
   t.equal(batch.spliceHow(spliceable.length - 1), -1, 'a line with its own `rule` is not spliced');
   projector!.dispose();
+});
+
+t.test('a batch a worker fails ends the stream with its error, also while the stream is ending', async (t) => {
+  const ctx = context('bytes');
+  const stage = (await rulesStage.create({ rulesdir: matchOnlyDir, workers: 1, reload: false }, ctx)) as NodeJS.ReadWriteStream;
+  // The worker forgets the rule set: the next batch it is given fails ("no rule set generation").
+  const engine = (stage as unknown as { engine: { post(i: number, m: unknown): void; generation: { gen: number } } }).engine;
+  engine.post(0, { t: 'drop', gen: engine.generation.gen });
+  const sink = new Writable({ objectMode: true, write: (_b, _e, cb) => cb() });
+  // One batch and the end at once: the failure comes while the stage flushes.
+  const run = pipeline(Readable.from([markEncoded(texts.slice(0, 10))], { objectMode: true }), stage, sink);
+  await t.rejects(run, /no rule set generation/, 'the pipeline fails with the worker\'s error (it used to spin in _flush)');
 });
