@@ -175,7 +175,12 @@ const route = {
   ],
 };
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+// the mean of the two middle values for an even count (the upper one alone flattered the steady medians)
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const fmt = (xs: number[], f: (x: number) => string) => `median ${f(median(xs))} (${f(Math.min(...xs))} … ${f(Math.max(...xs))})`;
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const times2 = (x: number) => `${x.toFixed(2)}×`;
