@@ -51,6 +51,19 @@ interface Header {
   count: number;
 }
 
+/** dev and ino of a sink file that did not exist when its position was stored. */
+const ABSENT = -1;
+
+/** Where a sink file ends now, or that it does not exist. */
+function startPosition(file: string): SinkPosition {
+  try {
+    const st = fs.statSync(file);
+    return { path: file, dev: st.dev, ino: st.ino, size: st.size };
+  } catch {
+    return { path: file, dev: ABSENT, ino: ABSENT, size: 0 };
+  }
+}
+
 export class Queue extends Duplex implements QueueService, AcksService {
   private db!: LevelDb;
   private readonly hw = new Map<string, number>();
@@ -107,10 +120,18 @@ export class Queue extends Duplex implements QueueService, AcksService {
     }
     this.nextSeq = Math.max(this.nextSeq, this.released + 1);
     this.readSeq = this.released + 1;
+    const sinkFiles = (this.opts.sink_files ?? []).map((f) => path.resolve(this.ctx.baseDir, f));
     if (pos) this.cutBack(JSON.parse(pos.toString()) as SinkPosition[]);
+    else if (sinkFiles.length) {
+      // Nothing stored yet: where the files end now (or that they do not exist) is where a crash
+      // before the first release must cut them back to. Stored before anything goes out: without
+      // it, a crash between the first writes and the first release left those lines in the logs,
+      // and the batches were sent again (the first events twice in each log).
+      for (const f of sinkFiles) this.positions.set(f, startPosition(f));
+      await this.db.put('m:pos', Buffer.from(JSON.stringify([...this.positions.values()])), { sync: true });
+    }
     this.ctx.services.set(QUEUE_SERVICE, this);
     // The sinks' end-to-end hook (src/sinks/serialize.ts): called once a batch is written.
-    const sinkFiles = (this.opts.sink_files ?? []).map((f) => path.resolve(this.ctx.baseDir, f));
     this.ctx.services.set(DELIVERED, (batch: unknown[], _sink: string, position?: SinkPosition, written?: number) => {
       if (position) {
         this.reporting.add(position.path);
@@ -131,7 +152,8 @@ export class Queue extends Duplex implements QueueService, AcksService {
       this.positions.set(p.path, p);
       try {
         const st = fs.statSync(p.path);
-        if (st.dev === p.dev && st.ino === p.ino && st.size > p.size) {
+        // ABSENT: the file did not exist at the release, so all of it came after
+        if ((p.dev === ABSENT || (st.dev === p.dev && st.ino === p.ino)) && st.size > p.size) {
           fs.truncateSync(p.path, p.size);
           this.ctx.log.warn(`cut ${p.path} back from ${st.size} to ${p.size} bytes: events written after the last release are written again`);
           this.ctx.counters.add('cutBackBytes', st.size - p.size);

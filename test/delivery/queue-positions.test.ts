@@ -59,3 +59,23 @@ t.test('two logs at different points: each is cut back to where it stood at the 
   t.same(fs.readFileSync(files.events, 'utf8'), line(1), 'whole lines only, the released ones');
   again.destroy();
 });
+
+t.test('a crash before the first release: each log is cut back to where it stood when the queue started', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-queue-pos-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const files = { events: path.join(dir, 'events.jsonl'), alerts: path.join(dir, 'alerts.jsonl') };
+  const before = JSON.stringify({ event: { id: '0.0:1' } }) + '\n';
+  fs.writeFileSync(files.events, before); // from an earlier run; the alert log does not exist yet
+  const q = (await stages.queue!.create({ dir: 'queue', sink_files: [files.events, files.alerts] }, context(dir))) as NodeJS.ReadWriteStream & { destroy(): void };
+  // The first batch reaches both logs, and the server dies before any release is stored.
+  const first = JSON.stringify({ event: { id: '1.0:1' } }) + '\n';
+  fs.appendFileSync(files.events, first);
+  fs.writeFileSync(files.alerts, first);
+  q.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+
+  const again = (await stages.queue!.create({ dir: 'queue', sink_files: [files.events, files.alerts] }, context(dir))) as NodeJS.ReadWriteStream & { destroy(): void };
+  t.equal(fs.readFileSync(files.events, 'utf8'), before, 'the event log keeps what it held before, not the unreleased batch');
+  t.equal(fs.statSync(files.alerts).size, 0, 'the alert log, created after the queue started, is cut back to nothing');
+  again.destroy();
+});
