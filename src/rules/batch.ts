@@ -52,15 +52,24 @@ function eventCount(req: BatchRequest): number {
   return req.source ? req.source.length : req.events.length;
 }
 
-/** An event whose JSON text does not parse (forTree). */
+/** An event whose JSON text does not parse. */
 const MALFORMED = Symbol('malformed');
 
-/** Counts the malformed events of one batch, keeping the start of the first. */
+/** Parses event texts for one batch: counts those that do not parse, keeping the start of the first. */
 class Malformed {
   n = 0;
   sample: string | undefined;
-  see(text: string): void {
-    if (this.n++ === 0) this.sample = text.slice(0, 120);
+  /**
+   * The parsed event, or MALFORMED. Also for a text whose projection was read: the addon
+   * skips what the tree does not ask for without checking it, so such a line may still fail.
+   */
+  parse(text: string): unknown {
+    try {
+      return JSON.parse(text);
+    } catch {
+      if (this.n++ === 0) this.sample = text.slice(0, 120);
+      return MALFORMED;
+    }
   }
   into<T extends BatchCounts>(r: T): T {
     if (this.n) {
@@ -77,14 +86,7 @@ function forTree(tree: RuleTree, req: BatchRequest, i: number, bad: Malformed): 
   const p = req.projected?.[i];
   if (p !== undefined) return p;
   const text = textOf(req, i);
-  const projected = projectJson(text, tree.projection);
-  if (projected !== undefined) return projected;
-  try {
-    return JSON.parse(text);
-  } catch {
-    bad.see(text);
-    return MALFORMED;
-  }
+  return projectJson(text, tree.projection) ?? bad.parse(text);
 }
 
 function isRecord(e: unknown): e is Record<string, unknown> {
@@ -95,21 +97,8 @@ function isRecord(e: unknown): e is Record<string, unknown> {
 function plan(e: Record<string, unknown>, i: number, hits: number[], nodes: readonly OutputNode[], req: BatchRequest, lp: LinePlan, bad: Malformed): void {
   if (req.encoded && planSplice(e, textOf(req, i), i, hits, lp)) return;
   // e may be a projection (forTree): the lines need the whole event
-  const whole = req.encoded ? parseWhole(textOf(req, i), bad) : e;
-  if (whole !== undefined) planLines(whole, nodes, hits, lp);
-}
-
-/**
- * The whole event of a text whose projection was read (the addon skips what the tree does
- * not ask for without checking it, so a line it read may still not parse here).
- */
-function parseWhole(text: string, bad: Malformed): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    bad.see(text);
-    return undefined;
-  }
+  const whole = req.encoded ? bad.parse(textOf(req, i)) : e;
+  if (isRecord(whole)) planLines(whole, nodes, hits, lp);
 }
 
 function finish(events: unknown[], hits: number[][], nodes: readonly OutputNode[], req: BatchRequest, bad: Malformed): BatchResult {
@@ -164,8 +153,8 @@ export function evaluateBatchSync(tree: RuleTree, nodes: readonly OutputNode[], 
       else {
         // e holds only what the keys read (the addon's projection has no `rule` or `event`): add must see them
         const text = textOf(req, i);
-        const whole = parseWhole(text, bad);
-        if (whole !== undefined) b.add(whole, text, nodes, h);
+        const whole = bad.parse(text);
+        if (isRecord(whole)) b.add(whole, text, nodes, h);
       }
     }
     return bad.into({ ...b.finish(), matched });
@@ -192,13 +181,8 @@ export async function evaluateBatch(tree: RuleTree, nodes: readonly OutputNode[]
   const get = req.encoded
     ? (idx: number) => {
         if (events[idx] === undefined) {
-          const text = req.events[idx] as string;
-          try {
-            events[idx] = JSON.parse(text);
-          } catch {
-            bad.see(text);
-            events[idx] = null;
-          }
+          const e = bad.parse(req.events[idx] as string);
+          events[idx] = e === MALFORMED ? null : e;
         }
         return events[idx];
       }

@@ -54,13 +54,13 @@ interface Header {
 /** dev and ino of a sink file that did not exist when its position was stored. */
 const ABSENT = -1;
 
-/** Where a sink file ends now, or that it does not exist. */
-function startPosition(file: string): SinkPosition {
+/** Where a sink file ends now; undefined when it does not exist (yet). */
+function filePosition(file: string): SinkPosition | undefined {
   try {
     const st = fs.statSync(file);
     return { path: file, dev: st.dev, ino: st.ino, size: st.size };
   } catch {
-    return { path: file, dev: ABSENT, ino: ABSENT, size: 0 };
+    return undefined;
   }
 }
 
@@ -127,8 +127,8 @@ export class Queue extends Duplex implements QueueService, AcksService {
       // before the first release must cut them back to. Stored before anything goes out: without
       // it, a crash between the first writes and the first release left those lines in the logs,
       // and the batches were sent again (the first events twice in each log).
-      for (const f of sinkFiles) this.positions.set(f, startPosition(f));
-      await this.db.put('m:pos', Buffer.from(JSON.stringify([...this.positions.values()])), { sync: true });
+      for (const f of sinkFiles) this.positions.set(f, filePosition(f) ?? { path: f, dev: ABSENT, ino: ABSENT, size: 0 });
+      await this.db.put('m:pos', this.storedPositions(), { sync: true });
     }
     this.ctx.services.set(QUEUE_SERVICE, this);
     // The sinks' end-to-end hook (src/sinks/serialize.ts): called once a batch is written.
@@ -376,12 +376,13 @@ export class Queue extends Duplex implements QueueService, AcksService {
   private readonly seqOf = new WeakMap<object, number>();
 
   private notePosition(file: string): void {
-    try {
-      const st = fs.statSync(file);
-      this.positions.set(file, { path: file, dev: st.dev, ino: st.ino, size: st.size });
-    } catch {
-      /* not created yet */
-    }
+    const p = filePosition(file);
+    if (p) this.positions.set(file, p);
+  }
+
+  /** m:pos: where each sink file ended after the last release. */
+  private storedPositions(): Buffer {
+    return Buffer.from(JSON.stringify([...this.positions.values()]));
   }
 
   /** A sink wrote batch `seq` (undefined: a piece of one, the rest to come) and its file now ends at `pos`. */
@@ -441,7 +442,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
           this.bytes -= size;
         }
         ops.push({ type: 'put', key: 'm:released', value: Buffer.from(String(upTo)) });
-        if (this.positions.size) ops.push({ type: 'put', key: 'm:pos', value: Buffer.from(JSON.stringify([...this.positions.values()])) });
+        if (this.positions.size) ops.push({ type: 'put', key: 'm:pos', value: this.storedPositions() });
         if (this.db.status !== 'open') return;
         await this.db.batch(ops as never, { sync: false });
         if (this.blocked && this.bytes <= this.maxBytes) {

@@ -184,17 +184,22 @@ if (need(t as never, 'kernel-audit')) {
     checkRestored(t, 'skafe run SIGTERM');
   });
 
+  /** What opening a session of `mode` was refused with (undefined: it opened, and is closed again). */
+  async function refusal(mode: 'unicast' | 'multicast'): Promise<unknown> {
+    try {
+      const s = await AuditSession.open({ mode, onRecords: () => {}, onError: () => {} });
+      await s.restore();
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  }
+
   t.test('unicast refuses when another audit daemon holds the kernel', async (t) => {
     const c = child('end');
     await waitFor(c, 'ready');
     try {
-      let err: unknown;
-      try {
-        const s = await AuditSession.open({ mode: 'unicast', onRecords: () => {}, onError: () => {} });
-        await s.restore();
-      } catch (e) {
-        err = e;
-      }
+      const err = await refusal('unicast');
       t.ok(isSkafeError(err, 'SKAFE_AUDIT_DAEMON_BUSY'), 'refused with SKAFE_AUDIT_DAEMON_BUSY');
       t.match((err as Error)?.message, new RegExp(`process ${c.pid} .*plugin.*multicast`), 'names the pid and suggests plugin or multicast mode');
       t.equal(auditStatus().pid, c.pid, 'the other daemon keeps its registration');
@@ -211,13 +216,7 @@ if (need(t as never, 'kernel-audit')) {
     const c = child('end', { mode: 'multicast' });
     await waitFor(c, 'ready');
     try {
-      let err: unknown;
-      try {
-        const s = await AuditSession.open({ mode: 'multicast', onRecords: () => {}, onError: () => {} });
-        await s.restore();
-      } catch (e) {
-        err = e;
-      }
+      const err = await refusal('multicast');
       t.ok(isSkafeError(err, 'SKAFE_AUDIT_DAEMON_BUSY'), 'refused with SKAFE_AUDIT_DAEMON_BUSY');
       t.match((err as Error)?.message, new RegExp(`pid ${c.pid}\\).*one session per mode`), 'names the other session');
       t.ok(fs.readFileSync(path.join(process.env.SKAFE_RUN_DIR ?? '/run/skafe', 'audit-session-multicast.json'), 'utf8').includes(`"pid":${c.pid}`), "the first session's journal is left as it was");
