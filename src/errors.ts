@@ -16,7 +16,7 @@ export const ErrorCodes = {
   SKAFE_INPUT_OPEN: 'an input file or device cannot be opened',
   SKAFE_MALFORMED_RECORD: 'an audit record line cannot be parsed (counted, skipped)',
   SKAFE_LINE_TOO_LONG: 'an input line exceeds the maximum length (counted, skipped)',
-  SKAFE_MALFORMED_EVENT: 'an event given as JSON text does not parse (the rule stage counts it and skips it)',
+  SKAFE_MALFORMED_EVENT: 'an event given as JSON text is not a JSON object (counted; the server queue keeps its text as event.original, the rule stage skips it)',
 
   // output
   SKAFE_OUTPUT_OPEN: 'an output file cannot be opened',

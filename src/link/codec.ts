@@ -18,25 +18,49 @@ const OPTS = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } };
 export async function packEvents(events: unknown[]): Promise<Buffer> {
   let text = '';
   for (let i = 0; i < events.length; i++) text += (i ? '\n' : '') + JSON.stringify(events[i]);
+  return packText(text);
+}
+
+/** Events already written as JSON text, one per line. */
+export function packLines(lines: string[]): Promise<Buffer> {
+  return packText(lines.join('\n'));
+}
+
+async function packText(text: string): Promise<Buffer> {
   const raw = Buffer.from(text);
   const opts = { ...OPTS, params: { ...OPTS.params, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length } };
   return raw.length <= INLINE ? zlib.brotliCompressSync(raw, opts) : compress(raw, opts);
 }
 
-async function inflateText(data: Buffer): Promise<string> {
-  return (data.length <= INLINE / 8 ? zlib.brotliDecompressSync(data) : await decompress(data)).toString('utf8');
+/** The packed bytes, expanded. */
+export async function inflate(data: Buffer): Promise<Buffer> {
+  return data.length <= INLINE / 8 ? zlib.brotliDecompressSync(data) : await decompress(data);
 }
 
-/** Each event's JSON text. */
+/**
+ * A payload written as one JSON array (read for compatibility): its elements'
+ * texts, or null when the text is not a JSON array (then it is read as lines,
+ * which need not all be JSON: see event-lines.ts).
+ */
+export function arrayLines(text: string): string[] | null {
+  if (text[0] !== '[') return null;
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.map((e) => JSON.stringify(e) ?? 'null') : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Each event's JSON text, unchecked. */
 export async function unpackLines(data: Buffer): Promise<string[]> {
-  const text = await inflateText(data);
+  const text = (await inflate(data)).toString('utf8');
   if (text === '') return [];
-  if (text[0] === '[') return (JSON.parse(text) as unknown[]).map((e) => JSON.stringify(e));
-  return text.split('\n');
+  return arrayLines(text) ?? text.split('\n');
 }
 
 export async function unpackEvents(data: Buffer): Promise<object[]> {
-  const text = await inflateText(data);
+  const text = (await inflate(data)).toString('utf8');
   if (text === '') return [];
   if (text[0] === '[') {
     const v = JSON.parse(text);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { levelDb, type LevelDb } from '../level-db.js';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
-import { packEvents, unpackEvents, unpackLines } from '../link/codec.js';
+import { packEvents, packLines, unpackLines } from '../link/codec.js';
+import { unpackCheckedLines, malformedEvent, whyNotObject, isBlank, SPLICE, MERGE, type CheckedLines } from '../link/event-lines.js';
 import { DELIVERED } from '../sinks/serialize.js';
 import {
   QUEUE_SERVICE,
@@ -200,10 +201,10 @@ export class Queue extends Duplex implements QueueService, AcksService {
         }
         if (first <= hw) {
           // A batch straddling the high-water mark: only possible if an agent re-split its spool.
-          const evs = (await unpackEvents(data!)).slice(hw + 1 - first);
+          const lines = (await unpackLines(data!)).slice(hw + 1 - first);
           this.ctx.counters.add('duplicates', hw + 1 - first);
-          data = await packEvents(evs);
-          count = evs.length;
+          data = await packLines(lines);
+          count = lines.length;
           first = hw + 1;
         }
         this.hw.set(k, last);
@@ -280,6 +281,30 @@ export class Queue extends Duplex implements QueueService, AcksService {
     return [JSON.parse(v.subarray(4, 4 + hl).toString()) as Header, 4 + hl];
   }
 
+  /** An entry's lines, checked; an entry that does not unpack is reported and yields none. */
+  private async entryLines(seq: number, h: Header, data: Buffer): Promise<CheckedLines> {
+    try {
+      return await unpackCheckedLines(data);
+    } catch (e) {
+      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
+      return { lines: [], status: new Uint8Array(0) };
+    }
+  }
+
+  /**
+   * A line that is not a JSON object: reported, and kept as an event holding
+   * its text (event-lines.ts), unless it is blank. Null: nothing to keep.
+   */
+  private malformed(seq: number, h: Header, i: number, line: string, agent: Record<string, unknown>): Record<string, unknown> | null {
+    const blank = isBlank(line);
+    const why = blank ? 'a blank line' : whyNotObject(line);
+    this.ctx.problem({
+      code: 'SKAFE_MALFORMED_EVENT',
+      message: `agent ${h.agent} sent an event that is not a JSON object (${why}), line ${i + 1} of queue entry ${seq}; ${blank ? 'skipped' : 'kept as event.original'}`,
+    });
+    return blank ? null : malformedEvent(line, why, agent);
+  }
+
   /**
    * The events as JSON text with agent.name/agent.id spliced in front, for a next
    * stage that takes encoded batches (the event log sinks): no parse, no re-serialize.
@@ -288,42 +313,35 @@ export class Queue extends Duplex implements QueueService, AcksService {
   private async decodeEntryText(seq: number, v: Buffer): Promise<string[]> {
     this.readSeq = seq + 1;
     const [h, at] = this.entryHeader(v);
-    let lines: string[];
-    try {
-      lines = await unpackLines(v.subarray(at));
-    } catch (e) {
-      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
-      return [];
-    }
+    const { lines, status } = await this.entryLines(seq, h, v.subarray(at));
     const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
     const prefix = `{"agent":${JSON.stringify(agent)},`;
+    const out: string[] = [];
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
-      if (l.includes('"agent":')) {
-        const ev = JSON.parse(l) as Record<string, unknown>;
-        const a = ev.agent as Record<string, unknown> | undefined;
-        ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
-        lines[i] = JSON.stringify(ev);
-      } else lines[i] = l === '{}' ? `{"agent":${JSON.stringify(agent)}}` : prefix + l.slice(1);
+      if (status[i] === SPLICE) out.push(prefix + l.slice(1));
+      else if (status[i] === MERGE) out.push(JSON.stringify(withAgent(JSON.parse(l) as Record<string, unknown>, agent)));
+      else {
+        const ev = this.malformed(seq, h, i, l, agent);
+        if (ev) out.push(JSON.stringify(ev));
+      }
     }
-    this.ctx.counters.out += lines.length;
-    return lines;
+    this.ctx.counters.out += out.length;
+    return out;
   }
 
   private async decodeEntry(seq: number, v: Buffer): Promise<Array<Record<string, unknown>>> {
     this.readSeq = seq + 1;
     const [h, at] = this.entryHeader(v);
-    let events: Array<Record<string, unknown>>;
-    try {
-      events = (await unpackEvents(v.subarray(at))) as Array<Record<string, unknown>>;
-    } catch (e) {
-      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
-      events = [];
-    }
+    const { lines, status } = await this.entryLines(seq, h, v.subarray(at));
     const agent = { name: h.agent, ...(h.spool ? { id: h.spool } : {}) };
-    for (const ev of events) {
-      const a = ev.agent as Record<string, unknown> | undefined;
-      ev.agent = a && typeof a === 'object' ? { ...a, ...agent } : agent;
+    const events: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (status[i] !== SPLICE && status[i] !== MERGE) {
+        const ev = this.malformed(seq, h, i, l, agent);
+        if (ev) events.push(ev);
+      } else events.push(withAgent(JSON.parse(l) as Record<string, unknown>, agent));
     }
     // Stages that copy arrays (fanout, filters) keep the event objects: remember their entry by object too.
     for (const ev of events) this.seqOf.set(ev, seq);
@@ -493,3 +511,10 @@ export default defineStage<QueueOptions>({
     return q;
   },
 });
+
+/** The event with the link's agent name and spool id over any the agent wrote. */
+function withAgent(ev: Record<string, unknown>, agent: Record<string, unknown>): Record<string, unknown> {
+  const a = ev.agent as Record<string, unknown> | undefined;
+  ev.agent = a && typeof a === 'object' && !Array.isArray(a) ? { ...a, ...agent } : agent;
+  return ev;
+}

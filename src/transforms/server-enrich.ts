@@ -3,6 +3,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import { defineStage, BATCH_HWM, isEncoded, type StageContext } from '../stage.js';
 import { carryRelease } from '../link/services.js';
+import { parseEventLine } from '../link/event-lines.js';
 
 // Server side: agent.name/agent.id are set by the queue from the link identity
 // (certificate CN, spool id), which this stage keeps; here we add reverse-DNS
@@ -134,7 +135,9 @@ export default defineStage<ServerEnrichOptions>({
             return cb(null, input);
           }
         }
-        const batch = (isEncoded(input) ? carryRelease(input, (input as string[]).map((l) => JSON.parse(l))) : input) as Array<Record<string, unknown>>;
+        // The queue hands on only JSON objects (event-lines.ts); a line from elsewhere that is not one goes on as a malformed event.
+        const report = (why: string) => ctx.problem({ code: 'SKAFE_MALFORMED_EVENT', message: `an event line is not a JSON object (${why}); kept as event.original` });
+        const batch = (isEncoded(input) ? carryRelease(input, (input as string[]).map((l) => parseEventLine(l, report))) : input) as Array<Record<string, unknown>>;
         const work: Promise<void>[] = [];
         if (rdns) {
           for (const ev of batch) {

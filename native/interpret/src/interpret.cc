@@ -1498,6 +1498,7 @@ napi_value InterpretRaw(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void RegisterProjection(napi_env env, napi_value exports);  // project.cc
+void RegisterLineCheck(napi_env env, napi_value exports);  // check-lines.cc
 
 namespace {
 
@@ -1512,6 +1513,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterProjection(env, exports);
+  RegisterLineCheck(env, exports);
   return exports;
 }
 

@@ -1,0 +1,142 @@
+// An agent's batch is stored as sent and acknowledged before anyone reads it,
+// so lines that are not JSON objects reach the server's queue. The server must
+// not stop on them (a parse error thrown on every restart would wedge it on
+// the same entry for good), must not write broken JSON into its logs, and must
+// not lose them: each is kept as an event holding its text (event.original),
+// counted and reported. An agent cannot pass off its events as another's.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { makeCerts, type CertSet } from '../helpers/certs.js';
+import { need } from '../helpers/env.js';
+import { memoryLogger, startServer, readEventLog } from '../helpers/delivery.js';
+import { encodeJson, encodeBatch, MsgType, PROTOCOL_VERSION, decodeAck } from '../../src/link/protocol.js';
+import { FrameDecoder } from '../../src/link/frame.js';
+import { packLines } from '../../src/link/codec.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// What a broken or hostile agent may send, one event per line. The first is
+// valid JSON, but not an object; the blank line carries nothing.
+const LINES = [
+  '{"event":{"id":"ok-1"},"process":{"pid":1}}',
+  '[1,2]',
+  '{"event":{"id":"cut-short"},"process":{"pid":',
+  '{"event":{"id":"forged"},"agent":{"name":"other-host","version":"9"}}',
+  '{"event":{"id":"forged-escaped"},"\\u0061gent":{"name":"other-host"}}',
+  '{"event":{"id":"spaced"}} ',
+  '{}',
+  '',
+  'not json at all',
+  '{"event":{"id":"control"},"message":"a\u0001b"}',
+  '{"event":{"id":"ok-2"},"deep":' + '['.repeat(99) + ']'.repeat(99) + '}',
+  '{"event":{"id":"too-deep"},"deep":' + '['.repeat(20000) + ']'.repeat(20000) + '}',
+  '{"event":{"id":"nested-agent-key"},"http":{"agent":"curl"}}',
+];
+const MALFORMED = [LINES[1], LINES[2], LINES[8], LINES[9], LINES[11]];
+
+/** Connects as an agent with `pair`, sends each batch after the server grants credit, resolves with the acked offsets. */
+async function sendAsAgent(certs: CertSet, port: number, batches: string[][]): Promise<number[]> {
+  const acks: number[] = [];
+  const sock = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(certs.ca), cert: fs.readFileSync(certs.client.cert), key: fs.readFileSync(certs.client.key), servername: 'localhost' });
+  const decoder = new FrameDecoder();
+  let next = 0;
+  const total = batches.reduce((n, b) => n + b.length, 0);
+  await new Promise<void>((resolve, reject) => {
+    sock.on('error', reject);
+    sock.on('close', () => resolve());
+    sock.on('secureConnect', () => sock.write(encodeJson(MsgType.HELLO, { v: PROTOCOL_VERSION, agent: 'agent-1', spool: 'cd'.repeat(16), next: 0 })));
+    sock.on('data', async (d: Buffer) => {
+      for (const f of decoder.push(d)) {
+        if (f.type === MsgType.ACK) {
+          const a = decodeAck(f);
+          acks.push(a.acked);
+          if (a.acked === total - 1) sock.end();
+        }
+        if (f.type === MsgType.WELCOME || f.type === MsgType.ACK) {
+          while (batches.length) {
+            const b = batches.shift()!;
+            sock.write(encodeBatch({ first: next, count: b.length, data: await packLines(b) }));
+            next += b.length;
+          }
+        }
+      }
+    });
+    setTimeout(() => sock.destroy(new Error('no acknowledgement within 10 s')), 10_000).unref();
+  });
+  return acks;
+}
+
+for (const [name, extra] of [
+  ['text path (queue → event log)', []],
+  ['object path (queue → a stage that takes objects → event log)', [{ use: 'throttle', rate: 1e6 }]],
+  ['server shape (queue → server-enrich → rules → event log)', 'rules'],
+] as const) {
+  t.test(name, async (t) => {
+    if (!need(t as never, { tool: 'openssl' })) return;
+    const certs = makeCerts();
+    t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-malformed-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    let stages: object[] = typeof extra === 'string' ? [] : [...extra];
+    if (extra === 'rules') {
+      fs.mkdirSync(path.join(dir, 'rules'));
+      fs.writeFileSync(path.join(dir, 'rules', 'all.rules'), '[catchall]\nwatch = base\naction = match\ntrigger = log\n');
+      stages = [{ use: 'server-enrich', reverse_dns: 'off' }, { use: 'rules', rulesdir: path.join(dir, 'rules'), workers: 1 }];
+    }
+    const slog = memoryLogger();
+    const eventLog = path.join(dir, 'events.jsonl');
+    const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog, extra: stages });
+    const stopped = { done: false };
+    t.teardown(async () => {
+      if (stopped.done) return;
+      server.pipeline.stop();
+      await server.done;
+    });
+    const queue = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
+
+    // The bad batch, then a good one: the server goes on past the first.
+    const acks = await sendAsAgent(certs, server.port, [LINES, ['{"event":{"id":"after"}}']]);
+    t.equal(acks.at(-1), LINES.length, 'both batches acknowledged');
+    let events: Array<Record<string, any>> = [];
+    for (let i = 0; i < 50 && !events.some((e) => e.event?.id === 'after'); i++) {
+      await sleep(100);
+      events = readEventLog(eventLog); // throws if a line is not JSON
+    }
+    const agentEvents = events.filter((e) => e.event?.module !== 'skafe');
+    t.ok(agentEvents.some((e) => e.event?.id === 'after'), 'the batch after the bad lines came through');
+    t.equal(agentEvents.length, LINES.length, 'every line but the blank one is in the log, and the one after');
+
+    for (const e of agentEvents) t.equal(e.agent?.name, 'agent-1', `${JSON.stringify(e.event)}: agent.name is the link's`);
+    const forged = agentEvents.find((e) => e.event?.id === 'forged')!;
+    t.equal(forged.agent.version, '9', "the agent's other agent fields are kept");
+    const kept = agentEvents.filter((e) => e.error?.code === 'SKAFE_MALFORMED_EVENT');
+    t.same(
+      kept.map((e) => e.event.original),
+      MALFORMED,
+      'each line that is not a JSON object is kept whole, in order, as event.original',
+    );
+    t.match(kept[0]!.error.message, /array, not an object/);
+    t.match(kept[1]!.error.message, /JSON/);
+    t.equal(agentEvents.find((e) => e.event?.id === 'nested-agent-key')?.http?.agent, 'curl', 'an agent key deeper in the event is not touched');
+    t.ok(agentEvents.some((e) => e.event?.id === 'ok-2' && Array.isArray(e.deep)), 'an event 100 levels deep passes');
+    t.match(kept[4]!.error.message, /deeper than 100 levels/, 'one deeper is kept as text (JSON.stringify would overflow on it)');
+    t.equal(queue.malformed, MALFORMED.length + 1, 'malformed lines and the blank one counted');
+    const logged = slog.lines.join('\n');
+    t.match(logged, /SKAFE_MALFORMED_EVENT/, 'reported in the server log');
+    t.match(logged, /agent agent-1 sent an event that is not a JSON object .*line 2 of queue entry/, 'the report names the agent and the line');
+
+    if (extra === 'rules') {
+      const lines = fs.readFileSync(eventLog, 'utf8').split('\n').filter(Boolean);
+      t.ok(
+        lines.filter((l) => !l.includes('"module":"skafe"')).every((l) => l.includes('"rule":{"name":"catchall"')),
+        'the rules saw every kept event, the malformed ones too',
+      );
+    }
+    server.pipeline.stop();
+    await server.done;
+    stopped.done = true;
+  });
+}
