@@ -221,6 +221,15 @@ export class RuleEngine {
   }
 
   /**
+   * Whether a batch given as JSON-lines bytes goes to a worker as they are
+   * (workers, and no script rules: those run on this thread's pools and need
+   * the events here). A reload may change the answer; run() copes either way.
+   */
+  takesBytes(): boolean {
+    return this.workers.length > 0 && !this.current.tree.hasScripts;
+  }
+
+  /**
    * Evaluate one batch on the current generation: objects or JSON strings in,
    * fired nodes or finished output lines out.
    */

@@ -184,6 +184,8 @@ t.test('match rules only (events read through a projection): every input form, e
   }
   const prettyText = objects.map((o) => JSON.stringify(o, null, 1));
   t.same((await runStage(2, true, 'bytes', 200, prettyText, matchOnlyDir)).lines, want, 'pretty-printed JSON text in (no projection): the same lines');
+  // Text out from workers goes through JSON-lines bytes: text with newlines in it cannot, and stays text.
+  t.same((await runStage(2, true, 'encoded', 200, prettyText, matchOnlyDir)).lines, want, 'pretty-printed JSON text in, text out: the same lines');
 });
 
 t.test('an event that is not JSON: counted and skipped, every other event comes out (text and bytes in, in-thread and in workers)', async (t) => {
