@@ -336,24 +336,32 @@ export class Spool extends Duplex implements SpoolService {
 
   private async dropFor(action: StatusAction, more: () => boolean): Promise<void> {
     const ops: Array<{ type: 'del'; key: string }> = [];
+    // Entries already read out are on their way (in this stream's buffer, the link's, or at the
+    // server with only its ack missing): dropping them from disk does not lose them unless the
+    // link fails before the server has them. Counted apart from the unsent ones, which are lost.
     let lost = 0;
+    let unacked = 0;
     let upTo = -1;
     while (more()) {
       const e = this.entries[this.head++]!;
       ops.push({ type: 'del', key: key(e.first) });
       this.bytes -= e.size;
-      lost += e.count;
+      if (e.first < this.readNext) unacked += e.count;
+      else lost += e.count;
       upTo = e.first + e.count - 1;
     }
-    if (lost === 0) return;
+    if (lost + unacked === 0) return;
     this.compact();
     await this.db.batch(ops, { sync: false });
-    this.ctx.counters.dropped += lost;
-    this.ctx.counters.add('lost', lost);
+    this.ctx.counters.dropped += lost + unacked;
+    if (lost) this.ctx.counters.add('lost', lost);
+    if (unacked) this.ctx.counters.add('droppedUnacknowledged', unacked);
     if (this.readNext <= upTo) this.readNext = upTo + 1;
     const why = action === 'spool-overflow' ? `spool over max_bytes ${this.maxBytes}` : `events older than max_age ${this.maxAgeMs / 1000}s`;
-    this.ctx.problem({ code: 'SKAFE_SPOOL_FULL', message: `${why}: dropped ${lost} unsent events` });
-    if (this.status) await this.append([statusEvent(action, { lost, spool: { id: this.id, upto_offset: upTo } }, `${why}: ${lost} events lost`)]);
+    const sent = unacked ? `${unacked} already read out for the link and not yet acknowledged (lost only if the link fails before the server has them)` : '';
+    const parts = [lost ? `${lost} unsent events` : '', sent].filter(Boolean).join(' and ');
+    this.ctx.problem({ code: 'SKAFE_SPOOL_FULL', message: `${why}: dropped ${parts}` });
+    if (this.status) await this.append([statusEvent(action, { lost, ...(unacked ? { unacknowledged: unacked } : {}), spool: { id: this.id, upto_offset: upTo } }, `${why}: dropped ${parts}`)]);
   }
 
   private async expire(): Promise<void> {

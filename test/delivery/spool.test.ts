@@ -87,6 +87,40 @@ t.test("drop_oldest: over max_bytes the oldest go, counted, with a loss event", 
   await close(s);
 });
 
+t.test('drop_oldest after events were read out for the link: counted as unacknowledged, not lost, and they still go out', async (t) => {
+  /** Two events, read as the link reads what it sends (no ack comes), then 38 batches more into a 600-byte spool. */
+  async function overflowAfterRead(dir: string, statusEvents: boolean) {
+    const { s, ctx, log } = await open(dir, { when_full: 'drop_oldest', max_bytes: 600, status_events: statusEvents });
+    await write(s, [ev(0), ev(1)]);
+    const out = (await readEvents(s, statusEvents ? 3 : 2)).events;
+    t.same(auditOnly(out).map((e) => e.n), [0, 1]);
+    for (let i = 2; i < 40; i++) await write(s, [ev(i), ev(i + 1000)]);
+    // everything left, also what is still on disk: until nothing more comes for 300 ms
+    for (;;) {
+      const c = s.read() as SpooledBatch[] | null;
+      if (c) for (const b of c) out.push(...((await unpackEvents(b.data)) as never[]));
+      else if (!(await Promise.race([new Promise((r) => s.once('readable', () => r(true))), new Promise((r) => setTimeout(() => r(false), 300))]))) break;
+    }
+    await close(s);
+    return { out, log, counters: ctx.counters, unacked: ctx.counters.extra.droppedUnacknowledged ?? 0, lost: ctx.counters.extra.lost ?? 0 };
+  }
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const plain = await overflowAfterRead(path.join(dir, 'plain'), false);
+  t.ok(plain.unacked >= 2, `the events read out and not acknowledged were dropped as unacknowledged (${plain.unacked})`);
+  t.ok(plain.lost > 0, `unsent ones dropped as lost (${plain.lost})`);
+  t.equal(plain.counters.dropped, plain.lost + plain.unacked, 'dropped counts both');
+  t.equal(plain.out.length + plain.lost, 2 + 38 * 2, 'every event written came out of the spool or is counted as lost, none twice');
+  t.match(plain.log.lines.join('\n'), /dropped (\d+ unsent events and )?\d+ already read out for the link and not yet acknowledged \(lost only if the link fails before the server has them\)/, 'the report tells them apart');
+
+  // With status events (themselves dropped in turn as the oldest): the loss events tell the two apart.
+  const withStatus = await overflowAfterRead(path.join(dir, 'status'), true);
+  const overflow = withStatus.out.filter((e) => e.event.action === 'spool-overflow');
+  t.ok(overflow.some((e) => e.skafe.unacknowledged > 0), 'a loss event carries an unacknowledged count');
+  t.ok(overflow.every((e) => e.skafe.lost + (e.skafe.unacknowledged ?? 0) > 0 && e.skafe.lost <= withStatus.lost), 'each counts what it dropped');
+});
+
 t.test('block: over max_bytes the writer waits until an ack frees space', async (t) => {
   const dir = tmp();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
