@@ -3,7 +3,8 @@
 // process (listen → durable queue → stdout read by this process). Reports
 // aggregate events/s (durable on the server AND written by its sink), agent and
 // server peak RSS, and end-to-end p50/p99 latency at a fixed 5,000 events/s.
-// Then the same lines through rsyslog (TLS, disk-assisted queue) as a reference.
+// With 10 agents also a server that runs a rule tree (gatingRules), as a share
+// of the server without one. Then the same lines through rsyslog (TLS, disk-assisted queue) as a reference.
 // Brief on purpose: the machine is shared.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { buildPipeline } from '../src/pipeline.js';
 import { makeCerts } from '../test/helpers/certs.js';
 import { rsyslogReference } from './rsyslog-reference.js';
+import { rulesStages } from '../src/rules/server-keys.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -43,13 +45,31 @@ interface Server {
   received(n: number, onEvent?: (line: string) => void): Promise<void>;
 }
 
-async function startServer(tag: string): Promise<Server> {
+// The server with a rule tree of 100 match rules (both regex kinds, depth 3, dotted and alias
+// keys, as bench/rules.ts) that gate and log nothing, under a catch-all that logs every event
+// once: the tree's cost on the server's own path, with exactly one line out per event.
+function gatingRules(): string {
+  const dir = path.join(work, 'rules');
+  fs.mkdirSync(dir, { recursive: true });
+  const keys = ['process.executable', 'bin', 'uname', 'user.name', 'syscall', 'auditd.data.syscall', 'comm', 'key', 'cwd', 'process.args'];
+  let text = '[all]\nwatch = base\naction = match\ntrigger = log\n';
+  for (let i = 0; i < 100; i++) {
+    const type = i % 2 ? 'posix' : 'perl';
+    const re = type === 'posix' ? `^[[:alnum:]/_.-]*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}` : `(?:^|/)\\w*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}\\w*$`;
+    text += `[r${i}]\nwatch = ${i % 3 === 0 ? 'base' : `r${i - 1}`}\naction = match\nregextype = ${type}\nmatch_${keys[i % keys.length]} = ${re}\n`;
+  }
+  fs.writeFileSync(path.join(dir, 'bench.rules'), text);
+  return dir;
+}
+
+async function startServer(tag: string, rules = false): Promise<Server> {
   const port = await freePort();
   const def = {
     stages: [
       { use: 'listen', host: '127.0.0.1', port, cert: certs.server.cert, key: certs.server.key, ca: certs.ca, credits: 32, status_events: false },
       { use: 'queue', dir: path.join(work, `queue-${tag}`) },
-      { use: 'stdout' },
+      // as `skafe server -config` builds it: reverse DNS (off here: nothing to look up), the tree, the fan-out to the two logs
+      ...(rules ? [{ use: 'server-enrich', reverse_dns: 'off' }, ...rulesStages({ rulesdir: gatingRules(), eventlog: 'stdout', alertlog: 'stderr' })] : [{ use: 'stdout' }]),
     ],
   };
   const file = path.join(work, `server-${tag}.json`);
@@ -112,8 +132,11 @@ function startAgents(port: number, agents: number, perAgent: number, rate: numbe
 const rows: string[] = [];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-for (const agents of (process.env.BENCH_DELIVERY_AGENTS ?? '1,10,50').split(',').filter(Boolean).map(Number)) {
-  const server = await startServer(`t${agents}`);
+const runs: Array<[number, boolean]> = (process.env.BENCH_DELIVERY_AGENTS ?? '1,10,50').split(',').filter(Boolean).map((a) => [Number(a), false]);
+for (const a of (process.env.BENCH_DELIVERY_RULES_AGENTS ?? '10').split(',').filter(Boolean)) runs.push([Number(a), true]);
+const plain = new Map<number, number>();
+for (const [agents, rules] of runs) {
+  const server = await startServer(`t${agents}${rules ? 'r' : ''}`, rules);
   const perAgent = Math.ceil(TOTAL / agents);
   const total = perAgent * agents;
   const t0 = performance.now();
@@ -123,7 +146,13 @@ for (const agents of (process.env.BENCH_DELIVERY_AGENTS ?? '1,10,50').split(',')
   const agentPeaks = await Promise.all(hosts);
   const serverPeak = peakKb(server.proc.pid!) / 1024;
   server.proc.kill('SIGTERM');
-  rows.push(`throughput  ${String(agents).padStart(2)} agents  ${fmt(total / secs).padStart(9)} events/s  (${fmt(total)} events in ${secs.toFixed(1)} s)  server peak RSS ${serverPeak.toFixed(0)} MB, agent process peak RSS ${agentPeaks.map((a) => a.peakMb.toFixed(0)).join('/')} MB`);
+  const rate = total / secs;
+  if (!rules) plain.set(agents, rate);
+  const vs = rules && plain.has(agents) ? `, ${((100 * rate) / plain.get(agents)!).toFixed(0)}% of the server without rules` : '';
+  rows.push(
+    `throughput  ${String(agents).padStart(2)} agents  ${fmt(rate).padStart(9)} events/s  (${fmt(total)} events in ${secs.toFixed(1)} s)  server peak RSS ${serverPeak.toFixed(0)} MB, agent process peak RSS ${agentPeaks.map((a) => a.peakMb.toFixed(0)).join('/')} MB` +
+      (rules ? `\n              server with 100 match rules (server-enrich → rules, 2 workers → fan-out to the event and alert logs)${vs}` : ''),
+  );
   process.stderr.write(rows.at(-1) + '\n');
 }
 
