@@ -32,9 +32,19 @@ async function packText(text: string): Promise<Buffer> {
   return raw.length <= INLINE ? zlib.brotliCompressSync(raw, opts) : compress(raw, opts);
 }
 
-/** The packed bytes, expanded. */
-export async function inflate(data: Buffer): Promise<Buffer> {
-  return data.length <= INLINE / 8 ? zlib.brotliDecompressSync(data) : await decompress(data);
+/**
+ * What a packed batch may expand to, by default: 256 MiB. An agent's entries
+ * hold at most 512 events, so that is half a megabyte an event; a batch
+ * made to expand further (a few kilobytes of brotli can stand for gigabytes)
+ * is refused before it is in memory, or it would take the server down, and
+ * again at every restart while the queue holds it.
+ */
+export const MAX_EXPANDED = 256 * 1024 * 1024;
+
+/** The packed bytes, expanded; throws (ERR_BUFFER_TOO_LARGE) past `max` bytes. */
+export async function inflate(data: Buffer, max = MAX_EXPANDED): Promise<Buffer> {
+  const opts = { maxOutputLength: max };
+  return data.length <= INLINE / 8 ? zlib.brotliDecompressSync(data, opts) : await decompress(data, opts);
 }
 
 /**
@@ -53,8 +63,8 @@ export function arrayLines(text: string): string[] | null {
 }
 
 /** Each event's JSON text, unchecked. */
-export async function unpackLines(data: Buffer): Promise<string[]> {
-  const text = (await inflate(data)).toString('utf8');
+export async function unpackLines(data: Buffer, max = MAX_EXPANDED): Promise<string[]> {
+  const text = (await inflate(data, max)).toString('utf8');
   if (text === '') return [];
   return arrayLines(text) ?? text.split('\n');
 }

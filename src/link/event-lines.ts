@@ -36,9 +36,9 @@ export interface CheckedLines {
   status: Uint8Array;
 }
 
-/** A packed batch's lines, each with its status. */
-export async function unpackCheckedLines(data: Buffer): Promise<CheckedLines> {
-  const raw = await inflate(data);
+/** A packed batch's lines, each with its status (throws past `maxExpanded` bytes expanded, as inflate). */
+export async function unpackCheckedLines(data: Buffer, maxExpanded?: number): Promise<CheckedLines> {
+  const raw = await inflate(data, maxExpanded);
   const text = raw.toString('utf8');
   if (text === '') return { lines: [], status: new Uint8Array(0) };
   const array = arrayLines(text);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { levelDb, type LevelDb } from '../level-db.js';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
-import { packEvents, packLines, unpackLines } from '../link/codec.js';
+import { packEvents, packLines, unpackLines, MAX_EXPANDED } from '../link/codec.js';
 import { unpackCheckedLines, malformedEvent, whyNotObject, isBlank, SPLICE, MERGE, type CheckedLines } from '../link/event-lines.js';
 import { DELIVERED } from '../sinks/serialize.js';
 import {
@@ -38,6 +38,8 @@ export interface QueueOptions {
    * what was written but not released: the event log gets each event exactly once.
    */
   sink_files?: string[];
+  /** Bytes an agent's batch may expand to (default 256 MiB, codec.ts MAX_EXPANDED): a batch made to expand further is dropped and reported. */
+  max_expanded_bytes?: number;
 }
 
 const MAX_UNRELEASED_POSITIONS = 100_000;
@@ -98,6 +100,14 @@ export class Queue extends Duplex implements QueueService, AcksService {
   ) {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
     this.maxBytes = opts.max_bytes ?? 1024 ** 3;
+    this.maxExpanded = opts.max_expanded_bytes ?? MAX_EXPANDED;
+  }
+
+  private readonly maxExpanded: number;
+
+  /** Why a packed batch does not unpack, for the server log. */
+  private unpackError(e: unknown): string {
+    return (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `it expands past max_expanded_bytes ${this.maxExpanded}` : (e as Error).message;
   }
 
   async open(): Promise<void> {
@@ -201,7 +211,18 @@ export class Queue extends Duplex implements QueueService, AcksService {
         }
         if (first <= hw) {
           // A batch straddling the high-water mark: only possible if an agent re-split its spool.
-          const lines = (await unpackLines(data!)).slice(hw + 1 - first);
+          let lines: string[];
+          try {
+            lines = (await unpackLines(data!, this.maxExpanded)).slice(hw + 1 - first);
+          } catch (e) {
+            // Not stored, but acknowledged: sent again it would fail again, and the agent would never move on.
+            this.ctx.problem({ code: 'SKAFE_QUEUE', message: `batch ${first}–${last} from ${d.agent} does not unpack (${this.unpackError(e)}); acknowledged and dropped (${last - hw} events)` });
+            this.ctx.counters.dropped += last - hw;
+            this.hw.set(k, last);
+            ops.push({ type: 'put', key: 'h' + k, value: Buffer.from(String(last)) });
+            acks.push([d, last]);
+            continue;
+          }
           this.ctx.counters.add('duplicates', hw + 1 - first);
           data = await packLines(lines);
           count = lines.length;
@@ -284,9 +305,10 @@ export class Queue extends Duplex implements QueueService, AcksService {
   /** An entry's lines, checked; an entry that does not unpack is reported and yields none. */
   private async entryLines(seq: number, h: Header, data: Buffer): Promise<CheckedLines> {
     try {
-      return await unpackCheckedLines(data);
+      return await unpackCheckedLines(data, this.maxExpanded);
     } catch (e) {
-      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} is undecodable (${(e as Error).message}); dropped` });
+      this.ctx.counters.dropped += h.count;
+      this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} does not unpack (${this.unpackError(e)}); dropped (${h.count} events)` });
       return { lines: [], status: new Uint8Array(0) };
     }
   }
@@ -501,7 +523,7 @@ export default defineStage<QueueOptions>({
   description: 'the server durable queue: syncs agent batches before they are acknowledged, drops resends by (agent, spool, offset), releases only what the sink flushed',
   schema: {
     type: 'object',
-    properties: { dir: { type: 'string', minLength: 1 }, max_bytes: { type: 'integer', minimum: 1 }, sink_files: { type: 'array', items: { type: 'string' } } },
+    properties: { dir: { type: 'string', minLength: 1 }, max_bytes: { type: 'integer', minimum: 1 }, sink_files: { type: 'array', items: { type: 'string' } }, max_expanded_bytes: { type: 'integer', minimum: 1024, description: "bytes an agent's batch may expand to; past it the batch is dropped and reported (default 256 MiB)" } },
     required: ['dir'],
     additionalProperties: false,
   },

@@ -14,12 +14,12 @@ export function memoryLogger(): Logger & { lines: string[] } {
   return { lines, info: put('info'), warn: put('warn'), error: put('error') };
 }
 
-export async function startServer(o: { certs?: CertSet; queueDir: string; eventLog: string; tls?: boolean; log?: Logger; extra?: object[] }): Promise<{ pipeline: Pipeline; port: number; done: Promise<void> }> {
+export async function startServer(o: { certs?: CertSet; queueDir: string; eventLog: string; tls?: boolean; log?: Logger; extra?: object[]; queue?: object }): Promise<{ pipeline: Pipeline; port: number; done: Promise<void> }> {
   const listen: Record<string, unknown> = { use: 'listen', host: '127.0.0.1', port: 0, heartbeat: 1, idle_timeout: 5 };
   if (o.tls === false) listen.tls = false;
   else Object.assign(listen, { cert: o.certs!.server.cert, key: o.certs!.server.key, ca: o.certs!.ca });
   const pipeline = await buildPipeline(
-    { stages: [listen as never, { use: 'queue', dir: o.queueDir }, ...((o.extra ?? []) as never[]), { use: 'jsonl', path: o.eventLog }] },
+    { stages: [listen as never, { use: 'queue', dir: o.queueDir, ...o.queue }, ...((o.extra ?? []) as never[]), { use: 'jsonl', path: o.eventLog }] },
     { log: o.log ?? memoryLogger() },
   );
   const port = (pipeline.services.get('listen') as ListenSource).address().port;
