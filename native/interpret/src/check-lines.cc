@@ -157,16 +157,11 @@ uint8_t checkLine(const uint8_t* s, size_t n, std::vector<uint8_t>& open) {
             i = string(s, n, i, escaped);
             break;
           case '{':
-            if (open.size() >= MAX_DEPTH) return BAD;
-            open.push_back('{');
-            i++;
-            state = KEY_OR_CLOSE;
-            continue;
           case '[':
             if (open.size() >= MAX_DEPTH) return BAD;
-            open.push_back('[');
+            open.push_back(c);
             i++;
-            state = VALUE_OR_CLOSE;
+            state = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
             continue;
           case 't':
             i = literal(s, n, i, "true", 4);
