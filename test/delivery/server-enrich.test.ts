@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { makeContext } from '../../src/pipeline.js';
-import { StageCounters, markEncoded } from '../../src/stage.js';
+import { StageCounters, markEncoded, isEncoded } from '../../src/stage.js';
 import serverEnrich from '../../src/transforms/server-enrich.js';
 import { setRelease, getRelease } from '../../src/link/services.js';
 import { memoryLogger } from '../helpers/delivery.js';
@@ -95,4 +95,27 @@ t.test('encoded batches pass through untouched when there is nothing to look up'
   setRelease(b, 7);
   const { out } = await run({ reverse_dns: 'off' }, [b], true);
   t.equal(out[0], b, 'the same batch object');
+});
+
+t.test('encoded batches with lookups on stay text: only lines naming an IP are parsed and written again', async (t) => {
+  const dns = await dnsServer({ '1.2.0.192.in-addr.arpa': 'gateway.example' });
+  t.teardown(() => dns.close());
+  const plain = '{"event":{"id":"a"},"process":{"args":["ping"]}, "odd" : 1}';
+  const named = '{"event":{"id":"b"},"source":{"ip":"192.0.2.1","port":22}}';
+  const nameless = '{"event":{"id":"c"},"destination":{"ip":"198.51.100.9"}}';
+  const given = '{"event":{"id":"d"},"source":{"ip":"192.0.2.1","domain":"own.example"}}';
+  const broken = '{"event":{"id":"e"},"source":{"ip":"192.0.2.1"';
+  const b = markEncoded([plain, named, nameless, given, broken]);
+  setRelease(b, 9);
+  const { out, counters } = await run({ reverse_dns: 'on', dns_servers: [dns.addr] }, [b], true);
+  const got = out[0]! as string[];
+  t.ok(isEncoded(got), 'text out');
+  t.equal(getRelease(got), 9, 'the queue release mark is kept');
+  t.equal(got[0], plain, 'a line without an IP goes on as it came, byte for byte');
+  t.same(JSON.parse(got[1]!), { event: { id: 'b' }, source: { ip: '192.0.2.1', port: 22, domain: 'gateway.example' } }, 'a name added');
+  t.same(JSON.parse(got[2]!), JSON.parse(nameless), 'no name for an address without one');
+  t.equal(JSON.parse(got[3]!).source.domain, 'own.example', "the event's own domain is kept");
+  t.same(JSON.parse(got[4]!).event, { original: broken }, 'a line that is not JSON goes on as a malformed event');
+  t.equal(counters.malformed, 1, 'and is counted');
+  t.equal(dns.queries(), 2, 'one query per distinct address');
 });
