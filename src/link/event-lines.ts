@@ -49,6 +49,7 @@ export async function unpackCheckedLines(data: Buffer, maxExpanded?: number): Pr
   return { lines, status };
 }
 
+/** The same statuses by JSON.parse, where the addon is not built (test/link/event-lines.test.ts holds the two together). */
 export function checkLinesInJs(lines: string[], status: Uint8Array): void {
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
