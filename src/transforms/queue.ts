@@ -302,10 +302,22 @@ export class Queue extends Duplex implements QueueService, AcksService {
     return [JSON.parse(v.subarray(4, 4 + hl).toString()) as Header, 4 + hl];
   }
 
-  /** An entry's lines, checked; an entry that does not unpack is reported and yields none. */
+  /**
+   * An entry's lines, checked; an entry that does not unpack is reported and
+   * yields none. One holding another number of events than its batch claimed
+   * (an agent's offsets count them) is reported and kept whole.
+   */
   private async entryLines(seq: number, h: Header, data: Buffer): Promise<CheckedLines> {
     try {
-      return await unpackCheckedLines(data, this.maxExpanded);
+      const checked = await unpackCheckedLines(data, this.maxExpanded);
+      if (checked.lines.length !== h.count) {
+        this.ctx.counters.add('countMismatch');
+        this.ctx.problem({
+          code: 'SKAFE_QUEUE',
+          message: `queue entry ${seq} from ${h.agent} (offsets ${h.first}–${h.first + h.count - 1}) holds ${checked.lines.length} events, not the ${h.count} its batch claimed; all are kept`,
+        });
+      }
+      return checked;
     } catch (e) {
       this.ctx.counters.dropped += h.count;
       this.ctx.problem({ code: 'SKAFE_QUEUE', message: `queue entry ${seq} from ${h.agent} does not unpack (${this.unpackError(e)}); dropped (${h.count} events)` });

@@ -198,3 +198,28 @@ t.test('a batch that expands past max_expanded_bytes is dropped and reported; th
     await server.done;
   }
 });
+
+t.test('a batch holding another number of events than it claims: all kept, reported', async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const certs = makeCerts();
+  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-count-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const slog = memoryLogger();
+  const eventLog = path.join(dir, 'events.jsonl');
+  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog });
+  const queue = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
+  const three = ['{"event":{"id":"c1"}}', '{"event":{"id":"c2"}}', '{"event":{"id":"c3"}}'];
+  const acks = await sendAsAgent(certs, server.port, [{ data: await packLines(three), count: 1 }, ['{"event":{"id":"c4"}}']]);
+  t.equal(acks.at(-1), 1, 'both batches acknowledged by their claimed offsets');
+  let events: Array<Record<string, any>> = [];
+  for (let i = 0; i < 50 && events.filter((e) => e.event?.module !== 'skafe').length < 4; i++) {
+    await sleep(100);
+    events = readEventLog(eventLog);
+  }
+  t.same(events.filter((e) => e.event?.module !== 'skafe').map((e) => e.event.id), ['c1', 'c2', 'c3', 'c4'], 'every event kept, in order');
+  t.equal(queue.extra.countMismatch, 1, 'counted');
+  t.match(slog.lines.join('\n'), /queue entry \d+ from agent-1 \(offsets 0–0\) holds 3 events, not the 1 its batch claimed; all are kept/, 'reported');
+  server.pipeline.stop();
+  await server.done;
+});
