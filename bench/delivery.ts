@@ -16,6 +16,7 @@ import { buildPipeline } from '../src/pipeline.js';
 import { makeCerts } from '../test/helpers/certs.js';
 import { rsyslogReference } from './rsyslog-reference.js';
 import { rulesStages } from '../src/rules/server-keys.js';
+import { benchRules } from './rule-set.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -45,20 +46,13 @@ interface Server {
   received(n: number, onEvent?: (line: string) => void): Promise<void>;
 }
 
-// The server with a rule tree of 100 match rules (both regex kinds, depth 3, dotted and alias
-// keys, as bench/rules.ts) that gate and log nothing, under a catch-all that logs every event
-// once: the tree's cost on the server's own path, with exactly one line out per event.
+// The server with the benches' 100 match rules (rule-set.ts), gating and logging nothing, under
+// a catch-all that logs every event once: the tree's cost on the server's own path, with
+// exactly one line out per event.
 function gatingRules(): string {
   const dir = path.join(work, 'rules');
   fs.mkdirSync(dir, { recursive: true });
-  const keys = ['process.executable', 'bin', 'uname', 'user.name', 'syscall', 'auditd.data.syscall', 'comm', 'key', 'cwd', 'process.args'];
-  let text = '[all]\nwatch = base\naction = match\ntrigger = log\n';
-  for (let i = 0; i < 100; i++) {
-    const type = i % 2 ? 'posix' : 'perl';
-    const re = type === 'posix' ? `^[[:alnum:]/_.-]*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}` : `(?:^|/)\\w*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}\\w*$`;
-    text += `[r${i}]\nwatch = ${i % 3 === 0 ? 'base' : `r${i - 1}`}\naction = match\nregextype = ${type}\nmatch_${keys[i % keys.length]} = ${re}\n`;
-  }
-  fs.writeFileSync(path.join(dir, 'bench.rules'), text);
+  fs.writeFileSync(path.join(dir, 'bench.rules'), '[all]\nwatch = base\naction = match\ntrigger = log\n' + benchRules(() => null));
   return dir;
 }
 

@@ -28,6 +28,7 @@ import { stages as registry } from '../src/registry.js';
 import { defineStage, decodeEncodedBytes, markEncodedBytes, recycleBatch, setBufferOwner, StageCounters, type StageContext } from '../src/stage.js';
 import rulesStage from '../src/transforms/rules.js';
 import { takeBuffer, roomFor } from '../src/buffer-pool.js';
+import { benchRules } from './rule-set.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The corpus 600 times over (297,600 events): every pipeline run starts its own
@@ -61,18 +62,7 @@ function replayedLog(n: number): string {
 function rulesDir(): string {
   const dir = path.join(tmp, 'rules');
   fs.mkdirSync(dir);
-  const keys = ['process.executable', 'bin', 'uname', 'user.name', 'syscall', 'auditd.data.syscall', 'comm', 'key', 'cwd', 'process.args'];
-  let text = '';
-  for (let i = 0; i < 100; i++) {
-    const depth = i % 3;
-    const name = `r${i}`;
-    const watch = depth === 0 ? 'base' : `r${i - 1}`;
-    const type = i % 2 ? 'posix' : 'perl';
-    const k = keys[i % keys.length]!;
-    const re = type === 'posix' ? `^[[:alnum:]/_.-]*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}` : `(?:^|/)\\w*${'abcdefghijklmnopqrstuvwxyz'[i % 26]}\\w*$`;
-    text += `[${name}]\nwatch = ${watch}\naction = match\nregextype = ${type}\ntrigger = ${i % 7 ? 'log' : 'both'}\nmatch_${k} = ${re}\n`;
-  }
-  fs.writeFileSync(path.join(dir, 'bench.rules'), text);
+  fs.writeFileSync(path.join(dir, 'bench.rules'), benchRules((i) => (i % 7 ? 'log' : 'both')));
   return dir;
 }
 

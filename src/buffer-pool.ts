@@ -75,14 +75,17 @@ export function roomFor(n: number): ArrayBuffer {
 
 /**
  * `lines` as JSON-lines bytes (each line and a newline), in `spare` when they
- * fit, else in a new buffer with room (so it can be reused). Written line by
- * line: joining first would make one string of the whole batch, a large
- * object only a full collection frees. The result is a view from offset 0.
+ * fit, else in a new buffer with room (so it can be reused). `spare` may also
+ * be asked for with the size the lines need (`takeBuffer`: from this
+ * thread's pool). Written line by line: joining first would make one string
+ * of the whole batch, a large object only a full collection frees. The result
+ * is a view from offset 0.
  */
-export function encodeLines(lines: readonly string[], spare: ArrayBuffer | undefined): Uint8Array {
+export function encodeLines(lines: readonly string[], spare: ArrayBuffer | undefined | ((min: number) => ArrayBuffer | undefined)): Uint8Array {
   let chars = 0;
   for (let i = 0; i < lines.length; i++) chars += lines[i]!.length + 1;
-  let buf = Buffer.from(spare !== undefined && spare.byteLength >= chars ? spare : roomFor(chars));
+  const room = typeof spare === 'function' ? spare(chars) : spare;
+  let buf = Buffer.from(room !== undefined && room.byteLength >= chars ? room : roomFor(chars));
   let size = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;

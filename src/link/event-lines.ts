@@ -80,12 +80,16 @@ function tooDeep(v: object): boolean {
   return false;
 }
 
+/** Why a parsed value is not taken as an event. */
+function whyNot(v: unknown): string {
+  if (!isObject(v)) return `JSON, but ${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`}, not an object`;
+  return tooDeep(v) ? `a JSON object nested deeper than ${MAX_DEPTH} levels` : 'a JSON object';
+}
+
 /** Why a line is not taken as an event, in JSON.parse's words where it has them. */
 export function whyNotObject(line: string): string {
   try {
-    const v = JSON.parse(line) as unknown;
-    if (!isObject(v)) return `JSON, but ${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`}, not an object`;
-    return tooDeep(v) ? `a JSON object nested deeper than ${MAX_DEPTH} levels` : 'a JSON object';
+    return whyNot(JSON.parse(line));
   } catch (e) {
     return (e as Error).message;
   }
@@ -97,20 +101,22 @@ export function malformedEvent(line: string, why: string, agent?: Record<string,
 }
 
 /**
- * A line parsed, or the malformed event standing for it (reported through
- * `report` with why). For stages that parse lines they did not check.
+ * A line parsed, or, when it is not a JSON object, the malformed event
+ * standing for it (reported through `report` with why). For stages that parse
+ * lines they did not check; their depth is not walked again here: text from
+ * agents was checked by the queue, and ours is JSON.stringify's.
  */
-export function parseEventLine(line: string, report: (why: string) => void): Record<string, unknown> {
-  let v: unknown;
+export function parseEventLine(line: string, report: (why: string) => void): { event: Record<string, unknown>; malformed: boolean } {
+  let why: string;
   try {
-    v = JSON.parse(line);
-  } catch {
-    v = undefined;
+    const v = JSON.parse(line) as unknown;
+    if (isObject(v)) return { event: v, malformed: false };
+    why = whyNot(v);
+  } catch (e) {
+    why = (e as Error).message;
   }
-  if (isObject(v) && !tooDeep(v)) return v;
-  const why = whyNotObject(line);
   report(why);
-  return malformedEvent(line, why);
+  return { event: malformedEvent(line, why), malformed: true };
 }
 
 /** A line of JSON white space only carries nothing: it is counted, not kept. */

@@ -154,11 +154,7 @@ export default defineStage<ServerEnrichOptions>({
           const work: Promise<void>[] = [];
           for (let i = 0; i < out.length; i++) {
             if (!out[i]!.includes('"ip"')) continue;
-            let malformed = false;
-            const ev = parseEventLine(out[i]!, (why) => {
-              malformed = true;
-              report(why);
-            });
+            const { event: ev, malformed } = parseEventLine(out[i]!, report);
             if (malformed) {
               out[i] = JSON.stringify(ev);
               continue;
@@ -174,7 +170,7 @@ export default defineStage<ServerEnrichOptions>({
           return void Promise.all(work).then(done, cb);
         }
         // The queue hands on only JSON objects (event-lines.ts); a line from elsewhere that is not one goes on as a malformed event.
-        const batch = (isEncoded(input) ? carryRelease(input, (input as string[]).map((l) => parseEventLine(l, report))) : input) as Array<Record<string, unknown>>;
+        const batch = (isEncoded(input) ? carryRelease(input, (input as string[]).map((l) => parseEventLine(l, report).event)) : input) as Array<Record<string, unknown>>;
         const work: Promise<void>[] = [];
         for (const ev of batch) work.push(...lookup(ev));
         const done = () => {

@@ -92,6 +92,34 @@ async function bomb(bytes: number): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+type Tap = { teardown(fn: () => unknown): void };
+
+/** Certificates, a directory and a server (listen → queue → `extra` → event log), all gone when the test ends. */
+async function serverFor(t: Tap, o: { extra?: (dir: string) => object[]; queue?: object } = {}) {
+  const certs = makeCerts();
+  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-agent-lines-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const slog = memoryLogger();
+  const eventLog = path.join(dir, 'events.jsonl');
+  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog, extra: o.extra?.(dir), queue: o.queue });
+  t.teardown(async () => {
+    server.pipeline.stop();
+    await server.done;
+  });
+  return { certs, port: server.port, eventLog, slog, queue: server.pipeline.stages.find((s) => s.use === 'queue')!.counters };
+}
+
+/** The agent's events in the event log (the server's status events left out) once `done` holds of them, or after 5 s. */
+async function agentEvents(eventLog: string, done: (events: Array<Record<string, any>>) => boolean): Promise<Array<Record<string, any>>> {
+  let events: Array<Record<string, any>> = [];
+  for (let i = 0; i < 50 && !done(events); i++) {
+    await sleep(100);
+    events = readEventLog(eventLog).filter((e) => e.event?.module !== 'skafe'); // throws if a line is not JSON
+  }
+  return events;
+}
+
 for (const [name, extra] of [
   ['text path (queue → event log)', []],
   ['object path (queue → a stage that takes objects → event log)', [{ use: 'throttle', rate: 1e6 }]],
@@ -99,43 +127,25 @@ for (const [name, extra] of [
 ] as const) {
   t.test(name, async (t) => {
     if (!need(t as never, { tool: 'openssl' })) return;
-    const certs = makeCerts();
-    t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-malformed-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    let stages: object[] = typeof extra === 'string' ? [] : [...extra];
-    if (extra === 'rules') {
+    const extraStages = (dir: string): object[] => {
+      if (extra !== 'rules') return [...extra];
       fs.mkdirSync(path.join(dir, 'rules'));
       fs.writeFileSync(path.join(dir, 'rules', 'all.rules'), '[catchall]\nwatch = base\naction = match\ntrigger = log\n');
-      stages = [{ use: 'server-enrich', reverse_dns: 'off' }, { use: 'rules', rulesdir: path.join(dir, 'rules'), workers: 1 }];
-    }
-    const slog = memoryLogger();
-    const eventLog = path.join(dir, 'events.jsonl');
-    const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog, extra: stages });
-    const stopped = { done: false };
-    t.teardown(async () => {
-      if (stopped.done) return;
-      server.pipeline.stop();
-      await server.done;
-    });
-    const queue = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
+      return [{ use: 'server-enrich', reverse_dns: 'off' }, { use: 'rules', rulesdir: path.join(dir, 'rules'), workers: 1 }];
+    };
+    const { certs, port, eventLog, slog, queue } = await serverFor(t, { extra: extraStages });
 
     // The bad batch, then a good one: the server goes on past the first.
-    const acks = await sendAsAgent(certs, server.port, [LINES, ['{"event":{"id":"after"}}']]);
+    const acks = await sendAsAgent(certs, port, [LINES, ['{"event":{"id":"after"}}']]);
     t.equal(acks.at(-1), LINES.length, 'both batches acknowledged');
-    let events: Array<Record<string, any>> = [];
-    for (let i = 0; i < 50 && !events.some((e) => e.event?.id === 'after'); i++) {
-      await sleep(100);
-      events = readEventLog(eventLog); // throws if a line is not JSON
-    }
-    const agentEvents = events.filter((e) => e.event?.module !== 'skafe');
-    t.ok(agentEvents.some((e) => e.event?.id === 'after'), 'the batch after the bad lines came through');
-    t.equal(agentEvents.length, LINES.length, 'every line but the blank one is in the log, and the one after');
+    const events = await agentEvents(eventLog, (es) => es.some((e) => e.event?.id === 'after'));
+    t.ok(events.some((e) => e.event?.id === 'after'), 'the batch after the bad lines came through');
+    t.equal(events.length, LINES.length, 'every line but the blank one is in the log, and the one after');
 
-    for (const e of agentEvents) t.equal(e.agent?.name, 'agent-1', `${JSON.stringify(e.event)}: agent.name is the link's`);
-    const forged = agentEvents.find((e) => e.event?.id === 'forged')!;
+    for (const e of events) t.equal(e.agent?.name, 'agent-1', `${JSON.stringify(e.event)}: agent.name is the link's`);
+    const forged = events.find((e) => e.event?.id === 'forged')!;
     t.equal(forged.agent.version, '9', "the agent's other agent fields are kept");
-    const kept = agentEvents.filter((e) => e.error?.code === 'SKAFE_MALFORMED_EVENT');
+    const kept = events.filter((e) => e.error?.code === 'SKAFE_MALFORMED_EVENT');
     t.same(
       kept.map((e) => e.event.original),
       MALFORMED,
@@ -143,8 +153,8 @@ for (const [name, extra] of [
     );
     t.match(kept[0]!.error.message, /array, not an object/);
     t.match(kept[1]!.error.message, /JSON/);
-    t.equal(agentEvents.find((e) => e.event?.id === 'nested-agent-key')?.http?.agent, 'curl', 'an agent key deeper in the event is not touched');
-    t.ok(agentEvents.some((e) => e.event?.id === 'ok-2' && Array.isArray(e.deep)), 'an event 100 levels deep passes');
+    t.equal(events.find((e) => e.event?.id === 'nested-agent-key')?.http?.agent, 'curl', 'an agent key deeper in the event is not touched');
+    t.ok(events.some((e) => e.event?.id === 'ok-2' && Array.isArray(e.deep)), 'an event 100 levels deep passes');
     t.match(kept[4]!.error.message, /deeper than 100 levels/, 'one deeper is kept as text (JSON.stringify would overflow on it)');
     t.equal(queue.malformed, MALFORMED.length + 1, 'malformed lines and the blank one counted');
     const logged = slog.lines.join('\n');
@@ -158,68 +168,44 @@ for (const [name, extra] of [
         'the rules saw every kept event, the malformed ones too',
       );
     }
-    server.pipeline.stop();
-    await server.done;
-    stopped.done = true;
   });
 }
 
 t.test('a batch that expands past max_expanded_bytes is dropped and reported; the server goes on', async (t) => {
   if (!need(t as never, { tool: 'openssl' })) return;
-  const certs = makeCerts();
-  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-bomb-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   for (const [label, cap, size] of [
     ['max_expanded_bytes 1 MiB, a 2 MiB batch', 1024 * 1024, 2 * 1024 * 1024],
     ['the default (256 MiB), a 300 MiB batch', undefined, 300 * 1024 * 1024],
   ] as const) {
-    const slog = memoryLogger();
-    const eventLog = path.join(dir, `events-${size}.jsonl`);
-    const server = await startServer({ certs, queueDir: path.join(dir, `queue-${size}`), eventLog, log: slog, queue: cap ? { max_expanded_bytes: cap } : {} });
-    const queue = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
-    const packed = await bomb(size);
-    t.ok(packed.length < 64 * 1024, `${label}: ${packed.length} bytes packed`);
-    // the bomb, a good event, then the bomb again over offsets 0–2 (straddling what was acknowledged)
-    const acks = await sendAsAgent(certs, server.port, [{ data: packed, count: 1 }, ['{"event":{"id":"after-bomb"}}'], { data: packed, count: 3, first: 0 }], 2);
-    t.equal(acks.at(-1), 2, `${label}: every batch acknowledged`);
-    let events: Array<Record<string, any>> = [];
-    for (let i = 0; i < 50 && !events.some((e) => e.event?.id === 'after-bomb'); i++) {
-      await sleep(100);
-      events = readEventLog(eventLog);
-    }
-    t.same(events.filter((e) => e.event?.module !== 'skafe').map((e) => e.event.id), ['after-bomb'], `${label}: the good event came through, nothing else`);
-    const logged = slog.lines.join('\n');
-    // the first of the two is logged (either may come first: the straddling one is seen as it arrives,
-    // the stored one when it is read), the other counted, as every problem of a kind
-    t.match(logged, new RegExp(`(queue entry \\d+|batch 0–2) from agent-1 does not unpack \\(it expands past max_expanded_bytes ${cap ?? 256 * 1024 * 1024}\\); (acknowledged and )?dropped \\(1 events\\)`), `${label}: reported`);
-    t.equal(queue.dropped, 2, `${label}: both counted as dropped`);
-    server.pipeline.stop();
-    await server.done;
+    await t.test(label, async (t) => {
+      const { certs, port, eventLog, slog, queue } = await serverFor(t, { queue: cap ? { max_expanded_bytes: cap } : {} });
+      const packed = await bomb(size);
+      t.ok(packed.length < 64 * 1024, `${packed.length} bytes packed`);
+      // the bomb, a good event, then the bomb again over offsets 0–2 (straddling what was acknowledged)
+      const acks = await sendAsAgent(certs, port, [{ data: packed, count: 1 }, ['{"event":{"id":"after-bomb"}}'], { data: packed, count: 3, first: 0 }], 2);
+      t.equal(acks.at(-1), 2, 'every batch acknowledged');
+      const events = await agentEvents(eventLog, (es) => es.some((e) => e.event?.id === 'after-bomb'));
+      t.same(events.map((e) => e.event.id), ['after-bomb'], 'the good event came through, nothing else');
+      // the first of the two is logged (either may come first: the straddling one is seen as it arrives,
+      // the stored one when it is read), the other counted, as every problem of a kind
+      t.match(
+        slog.lines.join('\n'),
+        new RegExp(`(queue entry \\d+|batch 0–2) from agent-1 does not unpack \\(it expands past max_expanded_bytes ${cap ?? 256 * 1024 * 1024}\\); (acknowledged and )?dropped \\(1 events\\)`),
+        'reported',
+      );
+      t.equal(queue.dropped, 2, 'both counted as dropped');
+    });
   }
 });
 
 t.test('a batch holding another number of events than it claims: all kept, reported', async (t) => {
   if (!need(t as never, { tool: 'openssl' })) return;
-  const certs = makeCerts();
-  t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-count-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const slog = memoryLogger();
-  const eventLog = path.join(dir, 'events.jsonl');
-  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog });
-  const queue = server.pipeline.stages.find((s) => s.use === 'queue')!.counters;
+  const { certs, port, eventLog, slog, queue } = await serverFor(t);
   const three = ['{"event":{"id":"c1"}}', '{"event":{"id":"c2"}}', '{"event":{"id":"c3"}}'];
-  const acks = await sendAsAgent(certs, server.port, [{ data: await packLines(three), count: 1 }, ['{"event":{"id":"c4"}}']]);
+  const acks = await sendAsAgent(certs, port, [{ data: await packLines(three), count: 1 }, ['{"event":{"id":"c4"}}']]);
   t.equal(acks.at(-1), 1, 'both batches acknowledged by their claimed offsets');
-  let events: Array<Record<string, any>> = [];
-  for (let i = 0; i < 50 && events.filter((e) => e.event?.module !== 'skafe').length < 4; i++) {
-    await sleep(100);
-    events = readEventLog(eventLog);
-  }
-  t.same(events.filter((e) => e.event?.module !== 'skafe').map((e) => e.event.id), ['c1', 'c2', 'c3', 'c4'], 'every event kept, in order');
+  const events = await agentEvents(eventLog, (es) => es.length >= 4);
+  t.same(events.map((e) => e.event.id), ['c1', 'c2', 'c3', 'c4'], 'every event kept, in order');
   t.equal(queue.extra.countMismatch, 1, 'counted');
   t.match(slog.lines.join('\n'), /queue entry \d+ from agent-1 \(offsets 0–0\) holds 3 events, not the 1 its batch claimed; all are kept/, 'reported');
-  server.pipeline.stop();
-  await server.done;
 });
