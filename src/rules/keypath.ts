@@ -57,16 +57,46 @@ function pushScalars(v: unknown, out: string[]): void {
   else if (Array.isArray(v)) for (const el of v) pushScalars(el, out);
 }
 
+/**
+ * One path walked through objects only, the way nearly every key meets an
+ * event: the values it yields, [] for none, or undefined where it meets an
+ * array before its last part (collect then fans out). The same answer as
+ * collect and pushScalars without their arrays and recursion: this runs for
+ * every key of every event.
+ */
+function walk(event: unknown, parts: string[], rests: string[]): string[] | undefined {
+  let v = event;
+  const last = parts.length - 1;
+  for (let i = 0; i <= last; i++) {
+    if (v === undefined || v === null || typeof v !== 'object') return [];
+    if (Array.isArray(v)) return undefined;
+    const o = v as Record<string, unknown>;
+    const part = parts[i]!;
+    if (own.call(o, part)) v = o[part];
+    else if (i < last && own.call(o, rests[i]!)) {
+      v = o[rests[i]!];
+      break;
+    } else return [];
+  }
+  if (typeof v === 'string') return [v];
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return [String(v)];
+  const out: string[] = [];
+  if (Array.isArray(v)) pushScalars(v, out);
+  return out;
+}
+
 /** The text values `kp` yields from `event`; empty means the key is missing. */
 export function keyValues(event: unknown, kp: KeyPath): string[] {
   for (const p of kp.paths) {
-    const found: unknown[] = [];
-    collect(event, p.parts, p.rests, 0, found);
-    if (found.length === 0) continue;
-    const out: string[] = [];
-    for (const v of found) pushScalars(v, out);
+    let out = walk(event, p.parts, p.rests);
+    if (out === undefined) {
+      const found: unknown[] = [];
+      collect(event, p.parts, p.rests, 0, found);
+      out = [];
+      for (const v of found) pushScalars(v, out);
+    }
     if (out.length === 0) continue;
-    return p.join ? [out.join(' ')] : out;
+    return p.join && out.length !== 1 ? [out.join(' ')] : out;
   }
   return [];
 }
