@@ -25,6 +25,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildPipeline, type PipelineDefinition } from '../src/pipeline.js';
 import { stages as registry } from '../src/registry.js';
+import { getRelease, setRelease } from '../src/link/services.js';
 import { defineStage, decodeEncodedBytes, markEncodedBytes, recycleBatch, setBufferOwner, StageCounters, type StageContext } from '../src/stage.js';
 import rulesStage from '../src/transforms/rules.js';
 import { takeBuffer, roomFor } from '../src/buffer-pool.js';
@@ -245,59 +246,93 @@ for (let i = 0, from = 0; i < Math.min(capture.length, windowBatches * 128); i +
 const batchesPerPass = Math.ceil(((capturing.events / times) * 200) / 128);
 let encodedCount = 0;
 for (let i = 0; i < batchesPerPass; i++) encodedCount += encodedBatches[i % encodedBatches.length]![2];
-// Steady state, as a server runs all day: the replay BENCH_WARM_TIMES times over first, untimed,
-// then BENCH_ALONE_TIMES times over, timed. Each new worker spends ~0.25 s of CPU in V8's
-// optimizing compiler before it runs at speed; timed from the start, a 1.5 s run with two workers
-// spent a sixth of its CPU on that, and the ratio measured the warm-up (1.45–1.55× for runs of
-// the replay 4 times over, 1.7× and more for 40).
-const warmTimes = Number(process.env.BENCH_WARM_TIMES ?? 2);
-const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 8);
 capture = null;
-async function stageAlone(label: string, workers: number): Promise<Figure> {
+
+// Both stages, with 1 worker and with 2, are built once and stay up, as a
+// server's do, and take turns: BENCH_ALONE_ROUNDS rounds, each one burst of
+// BENCH_ALONE_TIMES passes through each stage (1 then 2, then 2 then 1, so a
+// drift in the machine's speed falls on both alike), after BENCH_WARM_TIMES
+// untimed passes through each. The figure is the two stages' events/s over
+// all their bursts. Until 2026-12-01 every run built its stage afresh, after
+// two untimed passes: each of two workers had then seen half the warm-up a
+// single worker had (V8 tiers up and sizes its heaps per thread, by the
+// events it runs), and the runs, 3–5 s apart, took the machine's drift with
+// them. On the same build that gave medians of 1.53–1.68× and this 1.73–1.78×.
+const warmTimes = Number(process.env.BENCH_WARM_TIMES ?? 2);
+const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 2);
+
+interface Burst {
+  s: number;
+  /** CPU µs, every thread of this process */
+  cpu: number;
+  lines: number;
+  threads: Map<string, { name: string; s: number }>;
+}
+
+/** The rule stage with `workers` workers, fed from memory a burst at a time. */
+async function aloneStage(workers: number): Promise<{ burst(passes: number): Promise<Burst>; close(): Promise<void> }> {
   const ctx: StageContext = { baseDir: tmp, index: 0, name: 'rules', counters: new StageCounters(), log: quiet, signal: new AbortController().signal, problem() {}, services: new Map(), encodedOutput: true, encodedBytesOutput: true };
   const stage = (await rulesStage.create({ rulesdir: dir, workers, reload: false }, ctx)) as NodeJS.ReadWriteStream;
-  // Each batch copied into a buffer of its own as coalesce's workers hand them on: from the
-  // buffer pool, which the sink below refills as the real sinks do. The clock starts when the
-  // first timed batch is fed; the last warm-up batches still in the stage then count against
-  // the timed part (a few thousand events of 793,600: slightly low, never high).
-  let start = 0n;
-  let cpu0 = process.cpuUsage();
-  let threads0 = threadTimes();
-  function* feed() {
-    for (let k = 0; k < warmTimes + aloneTimes; k++) {
-      if (k === warmTimes) {
-        threads0 = threadTimes();
-        start = process.hrtime.bigint();
-        cpu0 = process.cpuUsage();
-      }
-      for (let i = 0; i < batchesPerPass; i++) {
-        const [from, to, n] = encodedBatches[i % encodedBatches.length]!;
-        let buf = takeBuffer();
-        if (buf === undefined || buf.byteLength < to - from) buf = roomFor(to - from);
-        const bytes = new Uint8Array(buf, 0, to - from);
-        bytes.set(linesText.subarray(from, to));
-        const b = markEncodedBytes(bytes, n);
-        setBufferOwner(b);
-        yield b;
-      }
-    }
-  }
+  let left = 0;
+  let next = 0;
+  let waiting = false;
   let lines = 0;
-  const source = Readable.from(feed(), { objectMode: true, highWaterMark: 8 });
-  const count = new Writable({ objectMode: true, highWaterMark: 8, write(b: unknown[], _e, cb) { lines += b.length; recycleBatch(b); cb(); } });
-  // threads that end with the stage are read while they run
-  const last = new Map<string, { name: string; s: number }>();
-  const poll = process.env.BENCH_THREADS ? setInterval(() => { for (const [t, v] of threadTimes()) last.set(t, v); }, 50) : undefined;
-  await pipeline(source, stage, count);
-  const s = Number(process.hrtime.bigint() - start) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
-  if (poll) {
-    clearInterval(poll);
-    for (const [t, v] of threadTimes()) last.set(t, v);
-    printThreads(threads0, last);
+  let burstDone: (() => void) | null = null;
+  // Each batch copied into a buffer of its own as coalesce's workers hand them on: from the
+  // buffer pool, which the sink below refills as the real sinks do. A burst's last batch
+  // carries a release mark (the server queue's, src/link/services.ts), which the stage passes
+  // to the sink on the last of its output: the burst is then through, exactly.
+  const source = new Readable({ objectMode: true, highWaterMark: 8, read: () => pull() });
+  function pull(): void {
+    waiting = false;
+    while (left > 0) {
+      const [from, to, n] = encodedBatches[next++ % encodedBatches.length]!;
+      let buf = takeBuffer();
+      if (buf === undefined || buf.byteLength < to - from) buf = roomFor(to - from);
+      const bytes = new Uint8Array(buf, 0, to - from);
+      bytes.set(linesText.subarray(from, to));
+      const b = markEncodedBytes(bytes, n);
+      setBufferOwner(b);
+      if (--left === 0) setRelease(b, 1);
+      if (!source.push(b)) return;
+    }
+    waiting = true;
   }
-  // every pass gives the same lines
-  return report(label, encodedCount * aloneTimes, (lines / (warmTimes + aloneTimes)) * aloneTimes, s, cpu.user + cpu.system);
+  const count = new Writable({
+    objectMode: true,
+    highWaterMark: 8,
+    write(b: unknown[], _e, cb) {
+      lines += b.length;
+      const last = getRelease(b) !== undefined;
+      recycleBatch(b);
+      if (last) burstDone?.();
+      cb();
+    },
+  });
+  const running = pipeline(source, stage, count);
+  running.catch(() => {});
+  return {
+    async burst(passes: number): Promise<Burst> {
+      const done = new Promise<void>((resolve) => (burstDone = resolve));
+      const threads0 = process.env.BENCH_THREADS ? threadTimes() : new Map();
+      const lines0 = lines;
+      const start = process.hrtime.bigint();
+      const cpu0 = process.cpuUsage();
+      left = passes * batchesPerPass;
+      next = 0;
+      if (waiting) pull();
+      await Promise.race([done, running.then(() => Promise.reject(new Error('the stage ended before its burst was through')))]);
+      const s = Number(process.hrtime.bigint() - start) / 1e9;
+      const cpu = process.cpuUsage(cpu0);
+      const threads = new Map<string, { name: string; s: number }>();
+      if (process.env.BENCH_THREADS) for (const [t, v] of threadTimes()) threads.set(t, { name: v.name, s: v.s - (threads0.get(t)?.s ?? 0) });
+      return { s, cpu: cpu.user + cpu.system, lines: lines - lines0, threads };
+    },
+    async close(): Promise<void> {
+      source.push(null);
+      await running;
+    },
+  };
 }
 /** CPU seconds of each thread of this process (Linux /proc), to see where a run's CPU goes. */
 function threadTimes(): Map<string, { name: string; s: number }> {
@@ -313,30 +348,40 @@ function threadTimes(): Map<string, { name: string; s: number }> {
   }
   return m;
 }
-function printThreads(a: ReturnType<typeof threadTimes>, b: ReturnType<typeof threadTimes>): void {
-  const rows = [...b].map(([t, v]) => [t, v.name, v.s - (a.get(t)?.s ?? 0)] as const).filter((r) => r[2] > 0.005);
-  console.log('    ' + rows.map(([t, n, s]) => `${n}/${t}:${s.toFixed(2)}`).join('  '));
+function printThreads(threads: Map<string, { name: string; s: number }>): void {
+  const rows = [...threads].filter(([, v]) => v.s > 0.005);
+  console.log('    ' + rows.map(([t, v]) => `${v.name}/${t}:${v.s.toFixed(2)}`).join('  '));
 }
-// The same for the stage alone: 1, 2, 1, 2, … 1 workers, each 2-worker run compared
-// with the mean of the 1-worker runs either side; more rounds than the pipelines (each is
-// shorter). Dropping the rounds whose 1-worker runs differ by more than BENCH_SPREAD errs
-// low on the ratio, never high: a slowed 1-worker run raises it, a slowed 2-worker run
-// (which stays) lowers it.
-const aloneRounds = Number(process.env.BENCH_ALONE_ROUNDS ?? rounds + 2);
+
+const aloneRounds = Number(process.env.BENCH_ALONE_ROUNDS ?? 12);
 const aloneScale: number[] = [];
-const steadyAlone: boolean[] = [];
+let aloneRatio = 0;
 if (aloneRounds > 0) {
-  let one = await stageAlone(`rule stage alone, 1 worker`, 1);
+  const stages = { 1: await aloneStage(1), 2: await aloneStage(2) };
+  for (const w of [1, 2] as const) await stages[w].burst(warmTimes);
+  const total = { 1: { s: 0, cpu: 0, lines: 0 }, 2: { s: 0, cpu: 0, lines: 0 } };
+  const threads = { 1: new Map<string, { name: string; s: number }>(), 2: new Map<string, { name: string; s: number }>() };
+  const events = encodedCount * aloneTimes;
   for (let r = 1; r <= aloneRounds; r++) {
-    const two = await stageAlone(`rule stage alone, 2 workers (${r}/${aloneRounds})`, 2);
-    const next = await stageAlone(`rule stage alone, 1 worker`, 1);
-    const d = drift(one.rate, next.rate);
-    const ratio = two.rate / ((one.rate + next.rate) / 2);
-    aloneScale.push(ratio);
-    steadyAlone.push(d <= spread);
-    console.log(`  2 workers / 1 worker (the 1-worker runs either side, ${pct(d)} apart${d > spread ? ': not steady' : ''}) = ${times2(ratio)}`);
-    one = next;
+    const rate = { 1: 0, 2: 0 };
+    for (const w of r % 2 ? ([1, 2] as const) : ([2, 1] as const)) {
+      const b = await stages[w].burst(aloneTimes);
+      rate[w] = report(`rule stage alone, ${w} worker${w > 1 ? 's' : ''} (${r}/${aloneRounds})`, events, b.lines, b.s, b.cpu).rate;
+      total[w].s += b.s;
+      total[w].cpu += b.cpu;
+      total[w].lines += b.lines;
+      for (const [t, v] of b.threads) threads[w].set(t, { name: v.name, s: (threads[w].get(t)?.s ?? 0) + v.s });
+    }
+    aloneScale.push(rate[2] / rate[1]);
+    console.log(`  2 workers / 1 worker = ${times2(rate[2] / rate[1])}`);
   }
+  await Promise.all([stages[1].close(), stages[2].close()]);
+  const all = { 1: 0, 2: 0 };
+  for (const w of [1, 2] as const) {
+    all[w] = report(`rule stage alone, ${w} worker${w > 1 ? 's' : ''}, all ${aloneRounds} bursts`, events * aloneRounds, total[w].lines, total[w].s, total[w].cpu).rate;
+    if (process.env.BENCH_THREADS) printThreads(threads[w]);
+  }
+  aloneRatio = all[2] / all[1];
 }
 
 /** Median of every round, and of the rounds whose references held steady. */
@@ -350,7 +395,7 @@ console.log(`  by throughput, 2 workers: ${summary(cost2, steadyCost, pct)}`);
 console.log(`  by CPU per event: 1 worker ${fmt(cpuCost1, pct)}, 2 workers ${fmt(cpuCost2, pct)}`);
 console.log(`2 workers / 1 worker (target ≥ 1.6×):`);
 console.log(`  pipeline ${fmt(scale, times2)}`);
-if (aloneRounds > 0) console.log(`  stage alone, ${aloneRounds} rounds: ${summary(aloneScale, steadyAlone, times2)}`);
+if (aloneRounds > 0) console.log(`  stage alone, ${aloneRounds} rounds: all bursts ${times2(aloneRatio)}; rounds ${fmt(aloneScale, times2)}`);
 if (sinkKind === 'jsonl') console.log(`with fanout/filter routing (objects), 2 workers: cost ${fmt(routed, pct)}`);
 
 const pyDir = path.join(tmp, 'py');
