@@ -38,6 +38,7 @@ export const ErrorCodes = {
   SKAFE_TLS: 'a TLS configuration or handshake problem',
   SKAFE_PROTOCOL: 'a peer broke the link protocol',
   SKAFE_QUEUE: 'the server queue cannot be opened or written',
+  SKAFE_TOO_MANY_EVENTS: "an agent's batch holds more events than the queue's max_batch_events (dropped and reported, as SKAFE_QUEUE)",
 
   // rules and scripts
   SKAFE_RULES_INVALID: 'a .rules file is invalid',

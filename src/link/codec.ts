@@ -41,6 +41,56 @@ async function packText(text: string): Promise<Buffer> {
  */
 export const MAX_EXPANDED = 256 * 1024 * 1024;
 
+/**
+ * Events a packed batch may hold, by default. An agent's entries hold at most
+ * 512 (its spool's batches); a batch of millions of tiny lines fits under
+ * MAX_EXPANDED and would still take the server down as strings, and again at
+ * every restart while the queue holds it. Counted on the expanded bytes
+ * before anything is split, so refusing one costs no memory.
+ */
+export const MAX_EVENTS = 65536;
+
+/** Thrown for a batch holding more events than allowed (code SKAFE_TOO_MANY_EVENTS). */
+export class TooManyEvents extends Error {
+  readonly code = 'SKAFE_TOO_MANY_EVENTS';
+  constructor(readonly max: number) {
+    super(`it holds more than ${max} events`);
+  }
+}
+
+/**
+ * Throws TooManyEvents when expanded bytes hold more than `max` events: lines
+ * (as split('\n') would cut them), or a JSON array's elements. Stops counting
+ * past `max`.
+ */
+export function checkEventCount(raw: Buffer, max: number): void {
+  if (raw.length === 0) return;
+  if (raw[0] === 0x5b) {
+    if (arrayElementsOver(raw, max)) throw new TooManyEvents(max);
+    return;
+  }
+  let n = 1;
+  for (let at = raw.indexOf(10); at >= 0; at = raw.indexOf(10, at + 1)) if (++n > max) throw new TooManyEvents(max);
+}
+
+/** Whether a JSON array's text has more than `max` top-level elements (commas outside strings and inner values). */
+function arrayElementsOver(raw: Buffer, max: number): boolean {
+  let depth = 0;
+  let commas = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) depth++;
+    else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c && depth === 1 && ++commas >= max) return true;
+  }
+  return false;
+}
+
 /** The packed bytes, expanded; throws (ERR_BUFFER_TOO_LARGE) past `max` bytes. */
 export async function inflate(data: Buffer, max = MAX_EXPANDED): Promise<Buffer> {
   const opts = { maxOutputLength: max };
@@ -63,8 +113,11 @@ export function arrayLines(text: string): string[] | null {
 }
 
 /** Each event's JSON text, unchecked. */
-export async function unpackLines(data: Buffer, max = MAX_EXPANDED): Promise<string[]> {
-  const text = (await inflate(data, max)).toString('utf8');
+/** Throws past `max` bytes expanded (as inflate) or `maxEvents` events (TooManyEvents). */
+export async function unpackLines(data: Buffer, max = MAX_EXPANDED, maxEvents = MAX_EVENTS): Promise<string[]> {
+  const raw = await inflate(data, max);
+  checkEventCount(raw, maxEvents);
+  const text = raw.toString('utf8');
   if (text === '') return [];
   return arrayLines(text) ?? text.split('\n');
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { levelDb, type LevelDb } from '../level-db.js';
 import { defineStage, BATCH_HWM, MAX_BATCH, markEncoded, type StageContext } from '../stage.js';
 import { SkafeError } from '../errors.js';
-import { packEvents, packLines, unpackLines, MAX_EXPANDED } from '../link/codec.js';
+import { packEvents, packLines, unpackLines, MAX_EVENTS, MAX_EXPANDED } from '../link/codec.js';
 import { unpackCheckedLines, malformedEvent, whyNotObject, isBlank, SPLICE, MERGE, type CheckedLines } from '../link/event-lines.js';
 import { DELIVERED } from '../sinks/serialize.js';
 import {
@@ -40,6 +40,8 @@ export interface QueueOptions {
   sink_files?: string[];
   /** Bytes an agent's batch may expand to (default 256 MiB, codec.ts MAX_EXPANDED): a batch made to expand further is dropped and reported. */
   max_expanded_bytes?: number;
+  /** Events an agent's batch may hold (default 65,536, codec.ts MAX_EVENTS; agents send at most 512): a batch holding more is dropped and reported. */
+  max_batch_events?: number;
 }
 
 const MAX_UNRELEASED_POSITIONS = 100_000;
@@ -101,13 +103,18 @@ export class Queue extends Duplex implements QueueService, AcksService {
     super({ objectMode: true, readableHighWaterMark: BATCH_HWM, writableHighWaterMark: BATCH_HWM });
     this.maxBytes = opts.max_bytes ?? 1024 ** 3;
     this.maxExpanded = opts.max_expanded_bytes ?? MAX_EXPANDED;
+    this.maxEvents = opts.max_batch_events ?? MAX_EVENTS;
   }
 
   private readonly maxExpanded: number;
+  private readonly maxEvents: number;
 
   /** Why a packed batch does not unpack, for the server log. */
   private unpackError(e: unknown): string {
-    return (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `it expands past max_expanded_bytes ${this.maxExpanded}` : (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') return `it expands past max_expanded_bytes ${this.maxExpanded}`;
+    if (code === 'SKAFE_TOO_MANY_EVENTS') return `it holds more events than max_batch_events ${this.maxEvents}`;
+    return (e as Error).message;
   }
 
   async open(): Promise<void> {
@@ -213,7 +220,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
           // A batch straddling the high-water mark: only possible if an agent re-split its spool.
           let lines: string[];
           try {
-            lines = (await unpackLines(data!, this.maxExpanded)).slice(hw + 1 - first);
+            lines = (await unpackLines(data!, this.maxExpanded, this.maxEvents)).slice(hw + 1 - first);
           } catch (e) {
             // Not stored, but acknowledged: sent again it would fail again, and the agent would never move on.
             this.ctx.problem({ code: 'SKAFE_QUEUE', message: `batch ${first}–${last} from ${d.agent} does not unpack (${this.unpackError(e)}); acknowledged and dropped (${last - hw} events)` });
@@ -274,24 +281,33 @@ export class Queue extends Duplex implements QueueService, AcksService {
    * Decode entries and push their events, merged into batches of up to MAX_BATCH
    * (many agents send small batches; one sink write per entry would cost more
    * than the events). A merged batch releases every entry up to its last one.
-   * False when downstream is full.
+   * An entry of more than MAX_BATCH events (an agent that batches otherwise)
+   * goes on in pieces of MAX_BATCH, the release with the last: one huge batch
+   * would make every stage after this one hold it whole (the rule stage its
+   * output lines, seven times the size). Stops after the entry that fills
+   * downstream: the rest are read again when it asks, so what is decoded and
+   * waiting here stays within a few batches. False when downstream is full.
    */
   private async emitEntries(entries: Array<[number, Buffer]>): Promise<boolean> {
     let out: unknown[] = [];
     let more = true;
     const encoded = this.ctx.encodedOutput === true;
     const finish = (batch: unknown[]) => (encoded ? markEncoded(batch) : batch);
-    for (const [seq, v] of entries) {
+    let done = 0;
+    for (; done < entries.length && more; done++) {
+      const [seq, v] = entries[done]!;
       const events = encoded ? await this.decodeEntryText(seq, v) : await this.decodeEntry(seq, v);
       if (out.length && out.length + events.length > MAX_BATCH) {
         more = this.push(finish(out));
         out = [];
       }
-      for (const ev of events) out.push(ev);
+      let from = 0;
+      for (; events.length - from > MAX_BATCH; from += MAX_BATCH) more = this.push(finish(events.slice(from, from + MAX_BATCH))) && more;
+      for (let k = from; k < events.length; k++) out.push(events[k]);
       setRelease(out, seq);
     }
-    if (out.length || entries.length) {
-      if (!out.length) setRelease(out, entries[entries.length - 1]![0]);
+    if (out.length || done > 0) {
+      if (!out.length) setRelease(out, entries[done - 1]![0]);
       more = this.push(finish(out));
     }
     return more;
@@ -309,7 +325,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
    */
   private async entryLines(seq: number, h: Header, data: Buffer): Promise<CheckedLines> {
     try {
-      const checked = await unpackCheckedLines(data, this.maxExpanded);
+      const checked = await unpackCheckedLines(data, this.maxExpanded, this.maxEvents);
       if (checked.lines.length !== h.count) {
         this.ctx.counters.add('countMismatch');
         this.ctx.problem({
@@ -535,7 +551,7 @@ export default defineStage<QueueOptions>({
   description: 'the server durable queue: syncs agent batches before they are acknowledged, drops resends by (agent, spool, offset), releases only what the sink flushed',
   schema: {
     type: 'object',
-    properties: { dir: { type: 'string', minLength: 1 }, max_bytes: { type: 'integer', minimum: 1 }, sink_files: { type: 'array', items: { type: 'string' } }, max_expanded_bytes: { type: 'integer', minimum: 1024, description: "bytes an agent's batch may expand to; past it the batch is dropped and reported (default 256 MiB)" } },
+    properties: { dir: { type: 'string', minLength: 1 }, max_bytes: { type: 'integer', minimum: 1 }, sink_files: { type: 'array', items: { type: 'string' } }, max_expanded_bytes: { type: 'integer', minimum: 1024, description: "bytes an agent's batch may expand to; past it the batch is dropped and reported (default 256 MiB)" }, max_batch_events: { type: 'integer', minimum: 512, description: "events an agent's batch may hold (agents send at most 512); past it the batch is dropped and reported (default 65536)" } },
     required: ['dir'],
     additionalProperties: false,
   },

@@ -15,6 +15,9 @@ import { memoryLogger, startServer, readEventLog } from '../helpers/delivery.js'
 import { encodeJson, encodeBatch, MsgType, PROTOCOL_VERSION, decodeAck } from '../../src/link/protocol.js';
 import { FrameDecoder } from '../../src/link/frame.js';
 import { packLines } from '../../src/link/codec.js';
+import { stages as registry } from '../../src/registry.js';
+import { defineStage, isEncoded, MAX_BATCH } from '../../src/stage.js';
+import { Transform } from 'node:stream';
 import zlib from 'node:zlib';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -208,4 +211,80 @@ t.test('a batch holding another number of events than it claims: all kept, repor
   t.same(events.map((e) => e.event.id), ['c1', 'c2', 'c3', 'c4'], 'every event kept, in order');
   t.equal(queue.extra.countMismatch, 1, 'counted');
   t.match(slog.lines.join('\n'), /queue entry \d+ from agent-1 \(offsets 0–0\) holds 3 events, not the 1 its batch claimed; all are kept/, 'reported');
+});
+
+t.test('a batch holding more events than max_batch_events is dropped and reported; the server goes on', async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const tiny = (n: number) => Array.from({ length: n }, (_v, i) => `{"i":${i}}`);
+  for (const [label, cap, make] of [
+    ['the default (65,536): 70,000 lines', undefined, async () => ({ data: await packLines(tiny(70_000)), count: 70_000 })],
+    ['the default: a JSON array of 70,000 events', undefined, async () => ({ data: zlib.brotliCompressSync(`[${tiny(70_000).join(',')}]`), count: 70_000 })],
+    ['max_batch_events 1000: 1001 lines', 1000, async () => ({ data: await packLines(tiny(1001)), count: 1001 })],
+  ] as const) {
+    await t.test(label, async (t) => {
+      const { certs, port, eventLog, slog, queue } = await serverFor(t, { queue: cap ? { max_batch_events: cap } : {} });
+      const big = await make();
+      const n = big.count;
+      // the batch, a good event, then the batch again over offsets 0…n+1 (straddling what was acknowledged)
+      const acks = await sendAsAgent(certs, port, [big, ['{"event":{"id":"after-big"}}'], { ...big, count: n + 2, first: 0 }], n + 1);
+      t.equal(acks.at(-1), n + 1, 'every batch acknowledged');
+      const events = await agentEvents(eventLog, (es) => es.some((e) => e.event?.id === 'after-big'));
+      t.same(events.map((e) => e.event?.id), ['after-big'], 'the good event came through, nothing else');
+      t.match(
+        slog.lines.join('\n'),
+        new RegExp(`(queue entry \\d+ from agent-1|batch 0–${n + 1} from agent-1) does not unpack \\(it holds more events than max_batch_events ${cap ?? 65536}\\); (acknowledged and )?dropped`),
+        'reported, naming the limit',
+      );
+      t.equal(queue.dropped, n + 1, 'both counted as dropped (of the second, the one event past what was acknowledged)');
+    });
+  }
+  await t.test('max_batch_events 1000: 1000 lines are kept', async (t) => {
+    const { certs, port, eventLog, queue } = await serverFor(t, { queue: { max_batch_events: 1000 } });
+    const acks = await sendAsAgent(certs, port, [{ data: await packLines(tiny(1000)), count: 1000 }]);
+    t.equal(acks.at(-1), 999, 'acknowledged');
+    const events = await agentEvents(eventLog, (es) => es.length >= 1000);
+    t.equal(events.length, 1000, 'all logged');
+    t.equal(queue.dropped, 0, 'nothing dropped');
+  });
+});
+
+// A stage that notes the size of each batch it passes on, as it got it (encoded or not).
+const seen: Array<{ size: number; encoded: boolean }> = [];
+registry['test-batch-sizes'] ??= defineStage({
+  kind: 'transform',
+  use: 'test-batch-sizes',
+  description: 'notes batch sizes (tests)',
+  schema: { type: 'object' },
+  acceptsEncoded: true,
+  create: () =>
+    new Transform({
+      objectMode: true,
+      transform(b: unknown[], _e, cb) {
+        seen.push({ size: b.length, encoded: isEncoded(b) });
+        cb(null, b);
+      },
+    }),
+});
+
+t.test('an entry of more than MAX_BATCH events goes on in pieces of at most MAX_BATCH, every event in order', async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  seen.length = 0;
+  const n = 3 * MAX_BATCH + 100;
+  const lines = Array.from({ length: n }, (_v, i) => `{"event":{"id":"e${i}"}}`);
+  const { certs, port, eventLog } = await serverFor(t, { extra: () => [{ use: 'test-batch-sizes' }] });
+  const acks = await sendAsAgent(certs, port, [lines, ['{"event":{"id":"last"}}']]);
+  t.equal(acks.at(-1), n, 'acknowledged');
+  const events = await agentEvents(eventLog, (es) => es.some((e) => e.event?.id === 'last'));
+  t.same(
+    events.map((e) => e.event.id),
+    [...lines.map((_l, i) => `e${i}`), 'last'],
+    'every event logged once, in order',
+  );
+  const agentBatches = seen.filter((b) => b.size > 1);
+  t.ok(seen.every((b) => b.encoded), 'as text');
+  t.ok(
+    seen.every((b) => b.size <= MAX_BATCH),
+    `no batch over ${MAX_BATCH} (sizes ${seen.map((b) => b.size).join(', ')})`,
+  );
+  t.ok(agentBatches.length >= 4, 'the entry went on in pieces');
 });
