@@ -36,7 +36,7 @@ export interface Delivery {
   data?: Buffer;
   events?: object[];
   /** The connection that sent it, to acknowledge once durable. */
-  conn?: { durable(lastOffset: number): void };
+  conn?: { durable(lastOffset: number, bytes: number): void };
 }
 
 /** Registered by `queue` (server). */

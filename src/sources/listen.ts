@@ -30,6 +30,12 @@ export interface ListenOptions {
   idle_timeout?: number;
   max_connections?: number;
   max_frame?: number;
+  /**
+   * Bytes of agents' batches read and not yet made durable by the queue, over
+   * all agents, past which the listener stops reading from agents until the
+   * queue has caught up to half of it. Default 256 MiB.
+   */
+  max_pending_bytes?: number;
   status_events?: boolean;
 }
 
@@ -39,6 +45,13 @@ interface PendingFetch {
   reject(e: Error): void;
   timer: NodeJS.Timeout;
 }
+
+// Credits count batches, and a batch may be up to max_frame (16 MiB): 32 credits
+// let one agent have 512 MiB in flight, and every agent as much. Credits granted
+// cannot be taken back, so the byte bound is kept on the reading side: past
+// max_pending_bytes not yet durable, no agent's socket is read (TCP then holds
+// the agents back) until the queue has made half of it durable.
+const MAX_PENDING_BYTES = 256 * 1024 * 1024;
 
 // A script's skafe.fetchFile waits this long for the agent, and an agent has at most this many outstanding.
 const FETCH_TIMEOUT_MS = 30_000;
@@ -61,7 +74,9 @@ class AgentConn {
     readonly peer: string,
     private readonly src: ListenSource,
   ) {}
-  durable(lastOffset: number): void {
+  /** The queue made a batch of `bytes` packed bytes durable, up to `lastOffset`. */
+  durable(lastOffset: number, bytes: number): void {
+    this.src.released(bytes);
     if (this.closed) return;
     this.acked = Math.max(this.acked, lastOffset);
     if (this.src.creditsHeld()) {
@@ -86,12 +101,43 @@ export class ListenSource extends Readable {
   private readonly bySpool = new Map<string, AgentConn>();
   private paused = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Packed bytes of batches read and not yet durable (see MAX_PENDING_BYTES). */
+  private pendingBytes = 0;
+  private readingPaused = false;
+  private readonly maxPending: number;
 
   constructor(
     private readonly opts: ListenOptions,
     private readonly ctx: StageContext,
   ) {
     super({ objectMode: true, highWaterMark: BATCH_HWM });
+    this.maxPending = opts.max_pending_bytes ?? MAX_PENDING_BYTES;
+  }
+
+  /** A batch's bytes are the queue's now: read from agents again once half the budget is free. */
+  released(bytes: number): void {
+    this.pendingBytes -= bytes;
+    if (this.readingPaused && this.pendingBytes <= this.maxPending / 2) {
+      this.readingPaused = false;
+      // what the agents sent meanwhile (pings too) waited in their sockets: not idle
+      const now = Date.now();
+      for (const c of this.conns) {
+        c.lastHeard = now;
+        c.sock.resume();
+      }
+    }
+  }
+
+  private arrived(bytes: number): void {
+    this.pendingBytes += bytes;
+    const x = this.ctx.counters.extra;
+    if (this.pendingBytes > (x.pendingBytesPeak ?? 0)) x.pendingBytesPeak = this.pendingBytes;
+    if (!this.readingPaused && this.pendingBytes > this.maxPending) {
+      this.readingPaused = true;
+      this.ctx.counters.add('readPauses');
+      if (this.ctx.counters.firstReport('readPause')) this.ctx.log.warn(`listen: ${this.pendingBytes} bytes of agents' batches not yet durable (max_pending_bytes ${this.maxPending}): reading from agents paused until the queue catches up (reported once)`);
+      for (const c of this.conns) if (c.agent) c.sock.pause();
+    }
   }
 
   creditsHeld(): boolean {
@@ -138,7 +184,8 @@ export class ListenSource extends Readable {
     this.timer = setInterval(() => {
       const now = Date.now();
       for (const c of this.conns) {
-        if (now - c.lastHeard > idle) this.close(c, `no frame for ${idle / 1000}s (idle timeout)`);
+        // not read while paused: their pings wait in the socket
+        if (!this.readingPaused && now - c.lastHeard > idle) this.close(c, `no frame for ${idle / 1000}s (idle timeout)`);
         else if (c.agent) c.sock.write(PING);
       }
     }, Math.min((o.heartbeat ?? 10) * 1000, idle / 3));
@@ -213,8 +260,11 @@ export class ListenSource extends Readable {
         }
         if (--c.window < 0) return this.close(c, 'sent a batch without credit', true);
         const d: Delivery = { agent: c.agent, spool: c.spool, first: b.first, count: b.count, data: b.data, conn: c };
+        this.arrived(b.data.length);
         chain = chain.then(() => this.deliver(d));
       }
+      // an agent that said HELLO while reading was paused
+      if (this.readingPaused && c.agent) sock.pause();
     });
     sock.on('error', (e) => this.close(c, e.message));
     sock.on('close', () => this.close(c, 'connection closed'));
@@ -359,6 +409,7 @@ export default defineStage<ListenOptions>({
       idle_timeout: { type: 'number', exclusiveMinimum: 0 },
       max_connections: { type: 'integer', minimum: 1 },
       max_frame: { type: 'integer', minimum: 1024 },
+      max_pending_bytes: { type: 'integer', minimum: 65536, description: "bytes of agents' batches read and not yet durable past which no agent is read until the queue catches up (default 256 MiB)" },
       status_events: { type: 'boolean' },
     },
     additionalProperties: false,

@@ -254,7 +254,7 @@ export class Queue extends Duplex implements QueueService, AcksService {
       this.sizes.set(seq, value.length);
       this.bytes += value.length;
     }
-    for (const [d, last] of acks) d.conn?.durable(last);
+    for (const [d, last] of acks) d.conn?.durable(last, d.data?.length ?? 0);
     if (added.length && this.wantRead && !this.pumping && !this.dirty && this.readSeq === added[0]![0]) void this.emitDirect(added);
     else if (added.length) this.kick();
   }

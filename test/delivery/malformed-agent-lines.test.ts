@@ -19,6 +19,7 @@ import { stages as registry } from '../../src/registry.js';
 import { defineStage, isEncoded, MAX_BATCH } from '../../src/stage.js';
 import { Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,19 +99,19 @@ async function bomb(bytes: number): Promise<Buffer> {
 type Tap = { teardown(fn: () => unknown): void };
 
 /** Certificates, a directory and a server (listen → queue → `extra` → event log), all gone when the test ends. */
-async function serverFor(t: Tap, o: { extra?: (dir: string) => object[]; queue?: object } = {}) {
+async function serverFor(t: Tap, o: { extra?: (dir: string) => object[]; queue?: object; listen?: object } = {}) {
   const certs = makeCerts();
   t.teardown(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skafe-agent-lines-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const slog = memoryLogger();
   const eventLog = path.join(dir, 'events.jsonl');
-  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog, extra: o.extra?.(dir), queue: o.queue });
+  const server = await startServer({ certs, queueDir: path.join(dir, 'queue'), eventLog, log: slog, extra: o.extra?.(dir), queue: o.queue, listen: o.listen });
   t.teardown(async () => {
     server.pipeline.stop();
     await server.done;
   });
-  return { certs, port: server.port, eventLog, slog, queue: server.pipeline.stages.find((s) => s.use === 'queue')!.counters };
+  return { certs, port: server.port, eventLog, slog, queue: server.pipeline.stages.find((s) => s.use === 'queue')!.counters, listen: server.pipeline.stages.find((s) => s.use === 'listen')!.counters };
 }
 
 /** The agent's events in the event log (the server's status events left out) once `done` holds of them, or after 5 s. */
@@ -287,4 +288,30 @@ t.test('an entry of more than MAX_BATCH events goes on in pieces of at most MAX_
     `no batch over ${MAX_BATCH} (sizes ${seen.map((b) => b.size).join(', ')})`,
   );
   t.ok(agentBatches.length >= 4, 'the entry went on in pieces');
+});
+
+t.test("an agent's batches in flight are held to max_pending_bytes, not credits × max_frame; nothing is lost", async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const budget = 1024 * 1024;
+  const { certs, port, eventLog, slog, listen } = await serverFor(t, { listen: { max_pending_bytes: budget } });
+  // 32 batches (the default credits) of 128 events with random padding: ~200 KB packed each, 6 MB in all
+  const batches: Array<{ data: Buffer; count: number }> = [];
+  const ids: string[] = [];
+  for (let b = 0; b < 32; b++) {
+    const lines: string[] = [];
+    for (let i = 0; i < 128; i++) {
+      ids.push(`p${b}-${i}`);
+      lines.push(JSON.stringify({ event: { id: `p${b}-${i}` }, pad: crypto.randomBytes(1200).toString('base64') }));
+    }
+    batches.push({ data: await packLines(lines), count: 128 });
+  }
+  const largest = Math.max(...batches.map((b) => b.data.length));
+  t.ok(largest > 100_000, `batches of up to ${largest} bytes packed`);
+  const acks = await sendAsAgent(certs, port, batches);
+  t.equal(acks.at(-1), 32 * 128 - 1, 'every batch acknowledged');
+  const events = await agentEvents(eventLog, (es) => es.length >= ids.length);
+  t.same(events.map((e) => e.event.id), ids, 'every event logged once, in order');
+  t.ok(listen.extra.readPauses! >= 1, `reading paused ${listen.extra.readPauses} times`);
+  t.ok(listen.extra.pendingBytesPeak! <= budget + 2 * largest, `at most ${listen.extra.pendingBytesPeak} bytes waited for the queue (budget ${budget})`);
+  t.match(slog.lines.join('\n'), /reading from agents paused until the queue catches up/, 'reported');
 });

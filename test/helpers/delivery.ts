@@ -14,8 +14,8 @@ export function memoryLogger(): Logger & { lines: string[] } {
   return { lines, info: put('info'), warn: put('warn'), error: put('error') };
 }
 
-export async function startServer(o: { certs?: CertSet; queueDir: string; eventLog: string; tls?: boolean; log?: Logger; extra?: object[]; queue?: object }): Promise<{ pipeline: Pipeline; port: number; done: Promise<void> }> {
-  const listen: Record<string, unknown> = { use: 'listen', host: '127.0.0.1', port: 0, heartbeat: 1, idle_timeout: 5 };
+export async function startServer(o: { certs?: CertSet; queueDir: string; eventLog: string; tls?: boolean; log?: Logger; extra?: object[]; queue?: object; listen?: object }): Promise<{ pipeline: Pipeline; port: number; done: Promise<void> }> {
+  const listen: Record<string, unknown> = { use: 'listen', host: '127.0.0.1', port: 0, heartbeat: 1, idle_timeout: 5, ...o.listen };
   if (o.tls === false) listen.tls = false;
   else Object.assign(listen, { cert: o.certs!.server.cert, key: o.certs!.server.key, ca: o.certs!.ca });
   const pipeline = await buildPipeline(
