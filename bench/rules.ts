@@ -257,7 +257,8 @@ capture = null;
 // two untimed passes: each of two workers had then seen half the warm-up a
 // single worker had (V8 tiers up and sizes its heaps per thread, by the
 // events it runs), and the runs, 3–5 s apart, took the machine's drift with
-// them. On the same build that gave medians of 1.53–1.68× and this 1.73–1.78×.
+// them. This spreads the drift evenly; it does not remove it (docs/rules.md
+// has both methods' figures).
 const warmTimes = Number(process.env.BENCH_WARM_TIMES ?? 2);
 const aloneTimes = Number(process.env.BENCH_ALONE_TIMES ?? 2);
 

@@ -112,8 +112,7 @@ export function arrayLines(text: string): string[] | null {
   }
 }
 
-/** Each event's JSON text, unchecked. */
-/** Throws past `max` bytes expanded (as inflate) or `maxEvents` events (TooManyEvents). */
+/** Each event's JSON text, unchecked; throws past `max` bytes expanded (as inflate) or `maxEvents` events (TooManyEvents). */
 export async function unpackLines(data: Buffer, max = MAX_EXPANDED, maxEvents = MAX_EVENTS): Promise<string[]> {
   const raw = await inflate(data, max);
   checkEventCount(raw, maxEvents);
