@@ -112,11 +112,16 @@ export function arrayLines(text: string): string[] | null {
   }
 }
 
-/** Each event's JSON text, unchecked; throws past `max` bytes expanded (as inflate) or `maxEvents` events (TooManyEvents). */
-export async function unpackLines(data: Buffer, max = MAX_EXPANDED, maxEvents = MAX_EVENTS): Promise<string[]> {
+/** An agent's packed batch, expanded; throws past `max` bytes (as inflate) or `maxEvents` events (TooManyEvents). */
+export async function expandBatch(data: Buffer, max = MAX_EXPANDED, maxEvents = MAX_EVENTS): Promise<Buffer> {
   const raw = await inflate(data, max);
   checkEventCount(raw, maxEvents);
-  const text = raw.toString('utf8');
+  return raw;
+}
+
+/** Each event's JSON text, unchecked; throws as expandBatch. */
+export async function unpackLines(data: Buffer, max = MAX_EXPANDED, maxEvents = MAX_EVENTS): Promise<string[]> {
+  const text = (await expandBatch(data, max, maxEvents)).toString('utf8');
   if (text === '') return [];
   return arrayLines(text) ?? text.split('\n');
 }

@@ -8,7 +8,7 @@
 // A line that is not a JSON object is not dropped: it goes on as an event
 // holding its text in ECS event.original, with error.code and error.message,
 // so the logs keep what the agent sent and a rule can watch for it.
-import { arrayLines, checkEventCount, inflate, MAX_EVENTS } from './codec.js';
+import { arrayLines, expandBatch } from './codec.js';
 import { interpretAddon } from '../native-addon.js';
 
 /** A JSON object whose `{` can become `{"agent":…,`. */
@@ -36,10 +36,9 @@ export interface CheckedLines {
   status: Uint8Array;
 }
 
-/** A packed batch's lines, each with its status (throws as unpackLines: past `maxExpanded` bytes or `maxEvents` events). */
-export async function unpackCheckedLines(data: Buffer, maxExpanded?: number, maxEvents = MAX_EVENTS): Promise<CheckedLines> {
-  const raw = await inflate(data, maxExpanded);
-  checkEventCount(raw, maxEvents);
+/** A packed batch's lines, each with its status (throws as expandBatch: past `maxExpanded` bytes or `maxEvents` events). */
+export async function unpackCheckedLines(data: Buffer, maxExpanded?: number, maxEvents?: number): Promise<CheckedLines> {
+  const raw = await expandBatch(data, maxExpanded, maxEvents);
   const text = raw.toString('utf8');
   if (text === '') return { lines: [], status: new Uint8Array(0) };
   const array = arrayLines(text);

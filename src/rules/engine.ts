@@ -238,7 +238,7 @@ export class RuleEngine {
     if (this.workerError) return Promise.reject(this.workerError);
     const g = this.current;
     let input = o.input;
-    if (input !== undefined && (this.workers.length === 0 || g.tree.hasScripts || o.bytes !== true)) {
+    if (input !== undefined && (o.bytes !== true || !this.takesBytes())) {
       events = splitJsonLines(input);
       input = undefined;
     }
