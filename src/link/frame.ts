@@ -25,7 +25,17 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(private readonly maxFrame = DEFAULT_MAX_FRAME) {}
+  constructor(private maxFrame = DEFAULT_MAX_FRAME) {}
+
+  /** Bytes read and not yet handed out as a frame: a frame not yet complete. */
+  get held(): number {
+    return this.buffered;
+  }
+
+  /** The cap for frames from now on (a link may allow larger frames once its peer is known). */
+  setMaxFrame(n: number): void {
+    this.maxFrame = n;
+  }
 
   push(chunk: Buffer): Frame[] {
     this.chunks.push(chunk);

@@ -31,9 +31,10 @@ export interface ListenOptions {
   max_connections?: number;
   max_frame?: number;
   /**
-   * Bytes of agents' batches read and not yet made durable by the queue, over
-   * all agents, past which the listener stops reading from agents until the
-   * queue has caught up to half of it. Default 256 MiB.
+   * Bytes read from agents and not yet made durable by the queue (batches the
+   * queue has not stored, and frames not yet complete), over all agents, past
+   * which the listener stops reading from agents until half of it is free.
+   * Default 256 MiB.
    */
   max_pending_bytes?: number;
   status_events?: boolean;
@@ -50,8 +51,18 @@ interface PendingFetch {
 // let one agent have 512 MiB in flight, and every agent as much. Credits granted
 // cannot be taken back, so the byte bound is kept on the reading side: past
 // max_pending_bytes not yet durable, no agent's socket is read (TCP then holds
-// the agents back) until the queue has made half of it durable.
+// the agents back) until the queue has made half of it durable. A frame not yet
+// complete counts too: each connection may hold up to max_frame of one, so many
+// agents part-way through large batches would otherwise hold many times the
+// budget. Those bytes only free up once their frame is complete, so when they
+// are all that is left (the queue has nothing more to store) one connection,
+// the one holding the most, is read until its frame is complete, then the next.
 const MAX_PENDING_BYTES = 256 * 1024 * 1024;
+
+// Before HELLO, a connection may only send HELLO (and pings): a few hundred bytes.
+// Its frames are capped well below max_frame, as connections not yet reading as
+// agents are not paused when the budget is spent.
+const MAX_HELLO_FRAME = 64 * 1024;
 
 // A script's skafe.fetchFile waits this long for the agent, and an agent has at most this many outstanding.
 const FETCH_TIMEOUT_MS = 30_000;
@@ -69,6 +80,8 @@ class AgentConn {
   acked = -1;
   closed = false;
   lastHeard = Date.now();
+  /** Bytes of a frame not yet complete, as last counted into the listener's budget. */
+  partial = 0;
   constructor(
     readonly sock: net.Socket,
     readonly peer: string,
@@ -103,7 +116,11 @@ export class ListenSource extends Readable {
   private timer: NodeJS.Timeout | undefined;
   /** Packed bytes of batches read and not yet durable (see MAX_PENDING_BYTES). */
   private pendingBytes = 0;
+  /** Bytes of frames not yet complete, over all connections. */
+  private partialBytes = 0;
   private readingPaused = false;
+  /** While reading is paused: the one connection still read, to complete its frame. */
+  private finisher: AgentConn | undefined;
   private readonly maxPending: number;
 
   constructor(
@@ -117,27 +134,55 @@ export class ListenSource extends Readable {
   /** A batch's bytes are the queue's now: read from agents again once half the budget is free. */
   released(bytes: number): void {
     this.pendingBytes -= bytes;
-    if (this.readingPaused && this.pendingBytes <= this.maxPending / 2) {
+    this.progress();
+  }
+
+  /** Connection c's frame not yet complete now holds `partial` bytes; past the budget, stop reading. */
+  private account(c: AgentConn, partial: number): void {
+    this.partialBytes += partial - c.partial;
+    c.partial = partial;
+    const held = this.pendingBytes + this.partialBytes;
+    const x = this.ctx.counters.extra;
+    if (held > (x.pendingBytesPeak ?? 0)) x.pendingBytesPeak = held;
+    if (!this.readingPaused && held > this.maxPending) {
+      this.readingPaused = true;
+      this.ctx.counters.add('readPauses');
+      if (this.ctx.counters.firstReport('readPause')) this.ctx.log.warn(`listen: ${held} bytes read from agents and not yet durable (max_pending_bytes ${this.maxPending}): reading from agents paused until the queue catches up (reported once)`);
+      for (const a of this.conns) if (a.agent) a.sock.pause();
+      this.progress();
+    }
+  }
+
+  /**
+   * While reading is paused: read again once half the budget is free; else, when
+   * the queue has nothing left to store and frames not yet complete hold the
+   * budget, read the connection holding the most until its frame is complete.
+   */
+  private progress(): void {
+    if (!this.readingPaused) return;
+    if (this.pendingBytes + this.partialBytes <= this.maxPending / 2) {
       this.readingPaused = false;
+      this.finisher = undefined;
       // what the agents sent meanwhile (pings too) waited in their sockets: not idle
       const now = Date.now();
       for (const c of this.conns) {
         c.lastHeard = now;
         c.sock.resume();
       }
+      return;
     }
+    if (this.finisher || this.pendingBytes > 0) return;
+    let best: AgentConn | undefined;
+    for (const c of this.conns) if (c.agent && c.partial > 0 && (!best || c.partial > best.partial)) best = c;
+    if (!best) return;
+    this.finisher = best;
+    this.ctx.counters.add('framesFinished');
+    best.lastHeard = Date.now();
+    best.sock.resume();
   }
 
   private arrived(bytes: number): void {
     this.pendingBytes += bytes;
-    const x = this.ctx.counters.extra;
-    if (this.pendingBytes > (x.pendingBytesPeak ?? 0)) x.pendingBytesPeak = this.pendingBytes;
-    if (!this.readingPaused && this.pendingBytes > this.maxPending) {
-      this.readingPaused = true;
-      this.ctx.counters.add('readPauses');
-      if (this.ctx.counters.firstReport('readPause')) this.ctx.log.warn(`listen: ${this.pendingBytes} bytes of agents' batches not yet durable (max_pending_bytes ${this.maxPending}): reading from agents paused until the queue catches up (reported once)`);
-      for (const c of this.conns) if (c.agent) c.sock.pause();
-    }
   }
 
   creditsHeld(): boolean {
@@ -184,8 +229,8 @@ export class ListenSource extends Readable {
     this.timer = setInterval(() => {
       const now = Date.now();
       for (const c of this.conns) {
-        // not read while paused: their pings wait in the socket
-        if (!this.readingPaused && now - c.lastHeard > idle) this.close(c, `no frame for ${idle / 1000}s (idle timeout)`);
+        // not read while paused: their pings wait in the socket (the one finishing its frame is read)
+        if ((!this.readingPaused || c === this.finisher) && now - c.lastHeard > idle) this.close(c, `no frame for ${idle / 1000}s (idle timeout)`);
         else if (c.agent) c.sock.write(PING);
       }
     }, Math.min((o.heartbeat ?? 10) * 1000, idle / 3));
@@ -215,7 +260,8 @@ export class ListenSource extends Readable {
       sock.destroy();
       return;
     }
-    const decoder = new FrameDecoder(this.opts.max_frame ?? DEFAULT_MAX_FRAME);
+    const maxFrame = this.opts.max_frame ?? DEFAULT_MAX_FRAME;
+    const decoder = new FrameDecoder(Math.min(maxFrame, MAX_HELLO_FRAME));
     const hsMs = (this.opts.handshake_timeout ?? 10) * 1000;
     const hsTimer = setTimeout(() => this.close(c, `no HELLO within ${hsMs / 1000}s (handshake timeout)`), hsMs);
     let chain = Promise.resolve();
@@ -227,6 +273,8 @@ export class ListenSource extends Readable {
       } catch (e) {
         return this.close(c, (e as Error).message, true);
       }
+      // the finisher's frame is complete: it waits with the others now
+      if (frames.length > 0 && c === this.finisher) this.finisher = undefined;
       for (const f of frames) {
         if (f.type === MsgType.PING) continue;
         if (!c.agent) {
@@ -237,6 +285,7 @@ export class ListenSource extends Readable {
             c.agent = cn || h.agent;
             c.spool = h.spool;
             if (!c.agent) throw new SkafeError('SKAFE_PROTOCOL', 'no agent name');
+            decoder.setMaxFrame(maxFrame);
           } catch (e) {
             return this.close(c, (e as Error).message, true);
           }
@@ -263,8 +312,10 @@ export class ListenSource extends Readable {
         this.arrived(b.data.length);
         chain = chain.then(() => this.deliver(d));
       }
-      // an agent that said HELLO while reading was paused
-      if (this.readingPaused && c.agent) sock.pause();
+      this.account(c, decoder.held);
+      // an agent that said HELLO while reading was paused, or whose frame was finished
+      if (this.readingPaused && c.agent && c !== this.finisher) sock.pause();
+      this.progress();
     });
     sock.on('error', (e) => this.close(c, e.message));
     sock.on('close', () => this.close(c, 'connection closed'));
@@ -345,6 +396,11 @@ export class ListenSource extends Readable {
     if (c.closed) return;
     c.closed = true;
     this.conns.delete(c);
+    // its frame not yet complete is dropped (the agent sends it again)
+    this.partialBytes -= c.partial;
+    c.partial = 0;
+    if (this.finisher === c) this.finisher = undefined;
+    this.progress();
     for (const [rid, p] of c.fetches) {
       c.fetches.delete(rid);
       clearTimeout(p.timer);
@@ -409,7 +465,7 @@ export default defineStage<ListenOptions>({
       idle_timeout: { type: 'number', exclusiveMinimum: 0 },
       max_connections: { type: 'integer', minimum: 1 },
       max_frame: { type: 'integer', minimum: 1024 },
-      max_pending_bytes: { type: 'integer', minimum: 65536, description: "bytes of agents' batches read and not yet durable past which no agent is read until the queue catches up (default 256 MiB)" },
+      max_pending_bytes: { type: 'integer', minimum: 65536, description: "bytes read from agents and not yet durable (batches, and frames not yet complete) past which no agent is read until the queue catches up (default 256 MiB)" },
       status_events: { type: 'boolean' },
     },
     additionalProperties: false,

@@ -315,3 +315,100 @@ t.test("an agent's batches in flight are held to max_pending_bytes, not credits 
   t.ok(listen.extra.pendingBytesPeak! <= budget + 2 * largest, `at most ${listen.extra.pendingBytesPeak} bytes waited for the queue (budget ${budget})`);
   t.match(slog.lines.join('\n'), /reading from agents paused until the queue catches up/, 'reported');
 });
+
+t.test('frames not yet complete count against max_pending_bytes; once they alone hold it, agents are read one at a time to the end of their frame; nothing is lost', async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const budget = 1024 * 1024;
+  const { certs, port, eventLog, listen } = await serverFor(t, { listen: { max_pending_bytes: budget } });
+  // 5 agents (one certificate, a spool each), each with one batch of ~410 KB packed
+  // (incompressible padding). Each sends 300 KB of its frame, then the rest once the
+  // listener has paused: 1.5 MB of frames not yet complete against a 1 MiB budget, and
+  // nothing complete for the queue to store and free the budget with.
+  const AGENTS = 5;
+  const PART = 300 * 1024;
+  const frames: Buffer[] = [];
+  const ids: string[][] = [];
+  for (let a = 0; a < AGENTS; a++) {
+    const lines: string[] = [];
+    ids.push([]);
+    for (let i = 0; i < 128; i++) {
+      ids[a]!.push(`a${a}-${i}`);
+      lines.push(JSON.stringify({ event: { id: `a${a}-${i}` }, pad: crypto.randomBytes(3600).toString('base64') }));
+    }
+    frames.push(encodeBatch({ first: 0, count: 128, data: await packLines(lines) }));
+  }
+  const largest = Math.max(...frames.map((f) => f.length));
+  t.ok(largest > PART + 64 * 1024, `frames of up to ${largest} bytes`);
+  let pausedFirst = 0;
+  let sendRest!: () => void;
+  const rest = new Promise<void>((r) => (sendRest = r));
+  const acked = frames.map(
+    (frame, a) =>
+      new Promise<boolean>((resolve) => {
+        const sock = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(certs.ca), cert: fs.readFileSync(certs.client.cert), key: fs.readFileSync(certs.client.key), servername: 'localhost' });
+        const decoder = new FrameDecoder();
+        const timer = setTimeout(() => sock.destroy(), 30_000);
+        sock.on('error', () => {});
+        sock.on('close', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+        sock.on('secureConnect', () => sock.write(encodeJson(MsgType.HELLO, { v: PROTOCOL_VERSION, agent: 'agent-1', spool: String(a).repeat(32), next: 0 })));
+        sock.on('data', (d: Buffer) => {
+          for (const f of decoder.push(d)) {
+            if (f.type === MsgType.WELCOME) {
+              sock.write(frame.subarray(0, PART));
+              void rest.then(() => sock.write(frame.subarray(PART)));
+            }
+            if (f.type === MsgType.ACK && decodeAck(f).acked === 127) {
+              clearTimeout(timer);
+              resolve(true);
+              sock.end();
+            }
+          }
+        });
+      }),
+  );
+  for (let i = 0; i < 100 && !listen.extra.readPauses; i++) await sleep(50);
+  pausedFirst = listen.extra.readPauses ?? 0;
+  sendRest();
+  const ok = await Promise.all(acked);
+  t.equal(pausedFirst, 1, 'reading paused on frames not yet complete alone');
+  t.same(ok, frames.map(() => true), 'every agent had its batch acknowledged (none left waiting for the others)');
+  const events = await agentEvents(eventLog, (es) => es.length >= AGENTS * 128);
+  t.same(
+    events.map((e) => e.event.id).sort(),
+    ids.flat().sort(),
+    'every event logged once',
+  );
+  for (let a = 0; a < AGENTS; a++) {
+    const mine = events.filter((e) => e.event.id.startsWith(`a${a}-`)).map((e) => e.event.id);
+    t.same(mine, ids[a], `agent ${a}'s events in order`);
+  }
+  t.ok(listen.extra.framesFinished! >= 1, `${listen.extra.framesFinished} connections read alone to the end of their frame`);
+  t.ok(listen.extra.pendingBytesPeak! <= budget + largest, `at most ${listen.extra.pendingBytesPeak} bytes held (budget ${budget}, a frame ${largest})`);
+});
+
+t.test('before HELLO a connection may send only small frames: a large one is refused from its header', async (t) => {
+  if (!need(t as never, { tool: 'openssl' })) return;
+  const { certs, port, slog } = await serverFor(t);
+  const sock = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(certs.ca), cert: fs.readFileSync(certs.client.cert), key: fs.readFileSync(certs.client.key), servername: 'localhost' });
+  const decoder = new FrameDecoder();
+  const reasons: string[] = [];
+  await new Promise<void>((resolve) => {
+    sock.on('error', () => {});
+    sock.on('close', () => resolve());
+    // a "HELLO" of 1 MiB: its header and a little of it
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(1024 * 1024 + 1);
+    head.writeUInt8(MsgType.HELLO, 4);
+    sock.on('secureConnect', () => sock.write(Buffer.concat([head, Buffer.alloc(1000, 0x20)])));
+    sock.on('data', (d: Buffer) => {
+      for (const f of decoder.push(d)) if (f.type === MsgType.REFUSE) reasons.push(JSON.parse(f.payload.toString()).reason);
+    });
+    setTimeout(() => sock.destroy(), 10_000).unref();
+  });
+  t.equal(reasons.length, 1, 'refused');
+  t.match(reasons[0], /frame of 1048577 bytes exceeds the 65536-byte cap/, 'the reason names the cap');
+  t.match(slog.lines.join('\n'), /refused .*exceeds the 65536-byte cap/, 'logged');
+});

@@ -32,6 +32,21 @@ t.test('an oversized frame is refused from its header, before buffering it', asy
   t.throws(() => new FrameDecoder().push(z), /empty frame/);
 });
 
+t.test('held: the bytes of a frame not yet complete; the cap may be raised once the peer is known', async (t) => {
+  const d = new FrameDecoder(1024);
+  const big = encodeFrame(3, Buffer.alloc(2000, 7));
+  t.throws(() => new FrameDecoder(1024).push(big.subarray(0, 10)), /exceeds the 1024-byte cap/, 'refused under the first cap');
+  d.setMaxFrame(4096);
+  t.same(d.push(big.subarray(0, 1500)), [], 'not complete');
+  t.equal(d.held, 1500, 'held as read');
+  const small = encodeFrame(5, Buffer.from('x'));
+  const got = d.push(Buffer.concat([big.subarray(1500), small.subarray(0, 3)]));
+  t.same(got.map((f) => [f.type, f.payload.length]), [[3, 2000]]);
+  t.equal(d.held, 3, 'only the next frame\'s start held');
+  d.push(small.subarray(3));
+  t.equal(d.held, 0, 'nothing held between frames');
+});
+
 t.test('protocol messages round-trip; "nothing acked" (-1) fits', async (t) => {
   const d = new FrameDecoder();
   t.same(decodeAck(d.push(encodeAck({ acked: -1, credits: 3 }))[0]!), { acked: -1, credits: 3 });
