@@ -16,6 +16,7 @@ import { buildPipeline } from '../src/pipeline.js';
 import { makeCerts } from '../test/helpers/certs.js';
 import { rsyslogReference } from './rsyslog-reference.js';
 import { rulesStages } from '../src/rules/server-keys.js';
+import { defaultWorkers } from '../src/rules/engine.js';
 import { benchRules } from './rule-set.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -145,7 +146,7 @@ for (const [agents, rules] of runs) {
   const vs = rules && plain.has(agents) ? `, ${((100 * rate) / plain.get(agents)!).toFixed(0)}% of the server without rules` : '';
   rows.push(
     `throughput  ${String(agents).padStart(2)} agents  ${fmt(rate).padStart(9)} events/s  (${fmt(total)} events in ${secs.toFixed(1)} s)  server peak RSS ${serverPeak.toFixed(0)} MB, agent process peak RSS ${agentPeaks.map((a) => a.peakMb.toFixed(0)).join('/')} MB` +
-      (rules ? `\n              server with 100 match rules (server-enrich → rules, 2 workers → fan-out to the event and alert logs)${vs}` : ''),
+      (rules ? `\n              server with 100 match rules (server-enrich → rules, ${defaultWorkers()} worker${defaultWorkers() === 1 ? '' : 's'} (the default) → fan-out to the event and alert logs)${vs}` : ''),
   );
   process.stderr.write(rows.at(-1) + '\n');
 }

@@ -21,10 +21,22 @@ import { workerExecArgv } from '../worker-exec-argv.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/**
+ * Match workers when none are asked for: one per core but one, at least one.
+ * The pipeline's own thread has work of its own (TLS, the queue, the sinks;
+ * on an agent's replay, coalesce's workers too), and a worker per core leaves
+ * it none: on two cores a second worker made the server with 100 rules slower,
+ * not faster (bench/delivery.ts with rules: 24.7–28.7k events/s against
+ * 29.0–30.8k with one, three pairs; the replay pipeline 0.84–0.93×).
+ */
+export function defaultWorkers(): number {
+  return Math.max(1, os.availableParallelism() - 1);
+}
+
 export interface EngineOptions {
   rulesdir: string;
   scriptsdir?: string | undefined;
-  /** Worker threads evaluating the tree; 0 evaluates on the calling thread. Default: the number of cores. */
+  /** Worker threads evaluating the tree; 0 evaluates on the calling thread. Default: defaultWorkers(). */
   workers?: number | undefined;
   /** Interpreters per script (default 2) and per-call timeout (default 5000 ms). */
   scriptPool?: number | undefined;
@@ -95,7 +107,7 @@ export class RuleEngine {
     const e = new RuleEngine(opts);
     e.current = await e.build();
     e.logLoaded(e.current.set);
-    const n = opts.workers ?? os.availableParallelism();
+    const n = opts.workers ?? defaultWorkers();
     for (let i = 0; i < n; i++) e.startWorker();
     for (let i = 0; i < n; i++) e.post(i, { t: 'load', gen: e.current.gen, set: e.current.set });
     return e;

@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
 import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, splitJsonLines, carryMarks, isBufferOwner, setBufferOwner, setRecycle, recycleBatch, type Batch, type StageContext } from '../stage.js';
-import { RuleEngine } from '../rules/engine.js';
+import { RuleEngine, defaultWorkers } from '../rules/engine.js';
 import { giveBuffer, takeBuffer, encodeLines } from '../buffer-pool.js';
 import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
@@ -10,7 +10,7 @@ import { getRelease, setRelease } from '../link/services.js';
 export interface RulesOptions {
   rulesdir: string;
   scriptsdir?: string;
-  /** Worker threads for the tree (default: the number of cores; 0 = in the pipeline's thread). */
+  /** Worker threads for the tree (default: one per core but one, at least one; 0 = in the pipeline's thread). */
   workers?: number;
   /** Interpreters per script (default 2). */
   scriptpool?: number;
@@ -240,6 +240,6 @@ export default defineStage<RulesOptions>({
         return f ? f(req) : Promise.reject(new Error(FETCH_NOT_CONNECTED));
       },
     });
-    return new RulesTransform(engine, ctx, workers ?? (await import('node:os')).availableParallelism(), options.reload ?? true);
+    return new RulesTransform(engine, ctx, workers ?? defaultWorkers(), options.reload ?? true);
   },
 });
