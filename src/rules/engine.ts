@@ -232,6 +232,11 @@ export class RuleEngine {
     return { gen: r.gen, hits: (r as { hits: number[][] }).hits };
   }
 
+  /** Worker threads evaluating the tree (0: the calling thread). */
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
   /**
    * Whether a batch given as JSON-lines bytes goes to a worker as they are
    * (workers, and no script rules: those run on this thread's pools and need

@@ -181,10 +181,6 @@ export class ListenSource extends Readable {
     best.sock.resume();
   }
 
-  private arrived(bytes: number): void {
-    this.pendingBytes += bytes;
-  }
-
   creditsHeld(): boolean {
     return this.paused;
   }
@@ -309,7 +305,7 @@ export class ListenSource extends Readable {
         }
         if (--c.window < 0) return this.close(c, 'sent a batch without credit', true);
         const d: Delivery = { agent: c.agent, spool: c.spool, first: b.first, count: b.count, data: b.data, conn: c };
-        this.arrived(b.data.length);
+        this.pendingBytes += b.data.length;
         chain = chain.then(() => this.deliver(d));
       }
       this.account(c, decoder.held);

@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import path from 'node:path';
 import { defineStage, BATCH_HWM, MAX_BATCH, isEncoded, markEncoded, markEncodedBytes, encodedBytes, decodeEncodedBytes, splitJsonLines, carryMarks, isBufferOwner, setBufferOwner, setRecycle, recycleBatch, type Batch, type StageContext } from '../stage.js';
-import { RuleEngine, defaultWorkers } from '../rules/engine.js';
+import { RuleEngine } from '../rules/engine.js';
 import { giveBuffer, takeBuffer, encodeLines } from '../buffer-pool.js';
 import { assembleLines, hitItems } from '../rules/output.js';
 import { FETCH_NOT_CONNECTED, type FetchFile } from '../rules/scripts/protocol.js';
@@ -225,11 +225,10 @@ export default defineStage<RulesOptions>({
   acceptsEncoded: true,
   acceptsEncodedBytes: true,
   async create(options, ctx) {
-    const workers = options.workers;
     const engine = await RuleEngine.create({
       rulesdir: path.resolve(ctx.baseDir, options.rulesdir),
       scriptsdir: options.scriptsdir !== undefined ? path.resolve(ctx.baseDir, options.scriptsdir) : undefined,
-      workers,
+      workers: options.workers,
       scriptPool: options.scriptpool,
       scriptTimeoutMs: options.scripttimeout,
       log: ctx.log,
@@ -240,6 +239,6 @@ export default defineStage<RulesOptions>({
         return f ? f(req) : Promise.reject(new Error(FETCH_NOT_CONNECTED));
       },
     });
-    return new RulesTransform(engine, ctx, workers ?? defaultWorkers(), options.reload ?? true);
+    return new RulesTransform(engine, ctx, engine.workerCount, options.reload ?? true);
   },
 });
