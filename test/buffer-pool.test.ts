@@ -96,3 +96,21 @@ t.test('transferable: a Buffer that is a view into Node\'s shared pool is copied
   t.equal(before.toString() + bytes.toString() + after.toString(), '{"before":1}\n{"a":1}\n{"b":2}\n{"after":1}\n', 'transferring it left the shared pool alone');
   t.end();
 });
+
+t.test('a full pool makes room by dropping the buffer given longest ago: the sizes in use change', async (t) => {
+  while (takeBuffer() !== undefined);
+  const small = Array.from({ length: 40 }, () => roomFor(100000));
+  for (const b of small) giveBuffer(b);
+  const full = pooledBuffers();
+  t.equal(full, 16, 'full at 16');
+  const large = Array.from({ length: 16 }, () => roomFor(8000000));
+  giveBuffer(large[0]!);
+  t.equal(pooledBuffers(), full, 'still bounded');
+  t.equal(takeBuffer(4000000), large[0], 'a large request finds the large buffer');
+  // stale small buffers no request uses give way to the sizes now returned
+  for (const b of large) giveBuffer(b);
+  const kept: ArrayBuffer[] = [];
+  for (let b = takeBuffer(); b !== undefined; b = takeBuffer()) kept.push(b);
+  t.equal(kept.length, 16, 'still bounded');
+  t.ok(large.every((b) => kept.includes(b)), 'all sixteen large ones kept, the small ones given before them dropped');
+});
