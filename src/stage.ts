@@ -47,22 +47,32 @@ export function encodedBytes(batch: Batch<unknown>): Uint8Array | undefined {
  * are written and nothing will read them again (sinks call recycleBatch), so
  * the buffer can be filled again (src/buffer-pool.ts). BUFFER_OWNER: the batch
  * is the only user of its bytes' whole buffer, so a stage may transfer the
- * buffer to a worker rather than copy the bytes.
+ * buffer to a worker rather than copy the bytes. A stage that did so and gets
+ * the buffer back recycles the batch with it (`returned`): the transfer left
+ * the batch's own handle empty, and whoever made the batch may want its bytes
+ * again (a feed that sends the same batches over and over need not copy them).
  */
 const RECYCLE = Symbol.for('skafe.recycle');
 const BUFFER_OWNER = Symbol.for('skafe.bufferOwner');
 
-export function setRecycle(batch: Batch<unknown>, recycle: () => void): void {
+export type Recycle = (returned?: ArrayBuffer) => void;
+
+export function setRecycle(batch: Batch<unknown>, recycle: Recycle): void {
   (batch as unknown as Record<symbol, unknown>)[RECYCLE] = recycle;
 }
 
-/** The batch's bytes are written: hand its buffer back (at most once). */
-export function recycleBatch(batch: Batch<unknown>): void {
-  const b = batch as unknown as Record<symbol, (() => void) | undefined>;
+/**
+ * The batch's bytes are written: hand its buffer back (at most once).
+ * `returned`: the buffer as it came back from a thread it was transferred to.
+ * False when the batch has no recycle mark (or was recycled already).
+ */
+export function recycleBatch(batch: Batch<unknown>, returned?: ArrayBuffer): boolean {
+  const b = batch as unknown as Record<symbol, Recycle | undefined>;
   const f = b[RECYCLE];
-  if (f === undefined) return;
+  if (f === undefined) return false;
   b[RECYCLE] = undefined;
-  f();
+  f(returned);
+  return true;
 }
 
 export function setBufferOwner(batch: Batch<unknown>): void {

@@ -65,6 +65,7 @@ interface PendingBatch {
   encoded: boolean;
   /** Bytes of JSON-lines input sent, when the output comes back as bytes: for outputSize. */
   inputBytes: number;
+  inputBack: ((b: ArrayBuffer) => void) | undefined;
   resolve(r: BatchResult): void;
   reject(e: Error): void;
 }
@@ -86,6 +87,8 @@ export interface RunOptions {
   input?: Uint8Array;
   /** The input's batch owns its whole buffer (BUFFER_OWNER): it may be transferred, not copied. */
   inputOwner?: boolean;
+  /** Where the input's buffer goes when it was transferred and comes back (default: this thread's pool). */
+  inputBack?: (b: ArrayBuffer) => void;
 }
 
 export class RuleEngine {
@@ -193,8 +196,11 @@ export class RuleEngine {
       }
       return;
     }
-    if (m.t === 'done' && m.free) for (const b of m.free) giveBuffer(b);
     const p = this.pending.get(m.bid);
+    if (m.t === 'done') {
+      if (m.freeInput) (p?.inputBack ?? giveBuffer)(m.freeInput);
+      if (m.freeSpare) giveBuffer(m.freeSpare);
+    }
     if (!p) return;
     this.pending.delete(m.bid);
     if (m.t === 'done' && 'bytes' in m) this.outputSize.observe(m.bytes.byteLength, p.inputBytes);
@@ -278,13 +284,15 @@ export class RuleEngine {
     const bid = this.nextBid++;
     return new Promise((resolve, reject) => {
       const inputBytes = req.bytes && input !== undefined ? input.byteLength : 0;
-      this.pending.set(bid, { gen: g, events, encoded: req.encoded, inputBytes, resolve: (r) => resolve({ gen: g, ...r }), reject });
+      // The batch's own buffer (not a copy) goes back to the batch when it returns.
+      const t = input !== undefined ? transferable(input, o.inputOwner === true) : undefined;
+      const inputBack = t !== undefined && t.buffer === input!.buffer ? o.inputBack : undefined;
+      this.pending.set(bid, { gen: g, events, encoded: req.encoded, inputBytes, inputBack, resolve: (r) => resolve({ gen: g, ...r }), reject });
       const sizeHint = this.outputSize.expect(inputBytes);
       const spare = req.bytes ? takeBuffer(sizeHint) : undefined;
       const transfer: ArrayBuffer[] = spare ? [spare] : [];
       const m: ToMatchWorker = { t: 'eval', bid, gen: g.gen, ...req, spare, ...(sizeHint > 0 ? { sizeHint } : {}) };
-      if (input !== undefined) {
-        const t = transferable(input, o.inputOwner === true);
+      if (t !== undefined) {
         m.input = t.buffer;
         m.inputLength = t.length;
         transfer.push(t.buffer);

@@ -26,8 +26,8 @@ export type ToMatchWorker =
   | { t: 'answers'; values: number[] };
 
 export type FromMatchWorker =
-  /** `free`: the request's buffers this thread is done with, back for reuse. */
-  | ({ t: 'done'; bid: number; free?: ArrayBuffer[] } & BatchResult)
+  /** `freeInput`, `freeSpare`: the request's buffers this thread is done with, back for reuse. */
+  | ({ t: 'done'; bid: number; freeInput?: ArrayBuffer; freeSpare?: ArrayBuffer } & BatchResult)
   | { t: 'failed'; bid: number; error: string }
   /** Script calls to run: bid, cid, node, idx, bid, cid, … (batched per tick: a batch asks for hundreds at once). */
   | { t: 'scripts'; calls: number[] };
@@ -53,10 +53,12 @@ function askScript(bid: number, node: number, idx: number): Promise<boolean> {
 
 /** Output bytes are transferred, not copied; so are the request's buffers this thread is done with. */
 function done(bid: number, r: BatchResult, m?: { input?: ArrayBuffer; spare?: ArrayBuffer }): void {
-  const transfer: ArrayBuffer[] = 'bytes' in r ? [r.bytes.buffer as ArrayBuffer] : [];
-  const free: ArrayBuffer[] = [];
-  for (const b of [m?.input, m?.spare]) if (b !== undefined && b.byteLength > 0 && !transfer.includes(b)) free.push(b);
-  port.postMessage({ t: 'done', bid, ...r, ...(free.length ? { free } : {}) } satisfies FromMatchWorker, [...transfer, ...free]);
+  const out = 'bytes' in r ? (r.bytes.buffer as ArrayBuffer) : undefined;
+  const back = (b: ArrayBuffer | undefined) => (b !== undefined && b.byteLength > 0 && b !== out ? b : undefined);
+  const freeInput = back(m?.input);
+  const freeSpare = back(m?.spare);
+  const transfer = [out, freeInput, freeSpare].filter((b) => b !== undefined);
+  port.postMessage({ t: 'done', bid, ...r, ...(freeInput ? { freeInput } : {}), ...(freeSpare ? { freeSpare } : {}) } satisfies FromMatchWorker, transfer);
 }
 
 function failed(bid: number, e: unknown): void {

@@ -218,7 +218,7 @@ export class Coalescer extends Transform {
           if (bytes) {
             // the reply's buffer is this batch's alone; once written it carries the next reply
             setBufferOwner(b);
-            setRecycle(b, () => giveBuffer(bytes.buffer as ArrayBuffer));
+            setRecycle(b, (returned) => giveBuffer(returned ?? (bytes.buffer as ArrayBuffer)));
           }
           if (cursor) setCursor(b, cursor);
           this.push(b);

@@ -107,7 +107,9 @@ export class RulesTransform extends Transform {
       inputOwner = true;
     }
     const encoded = isEncoded(batch);
-    const run = input !== undefined ? { input, inputOwner, lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
+    // A transferred buffer comes back from the worker; the batch's maker may want it (recycleBatch).
+    const inputBack = input !== undefined && inputOwner ? (b: ArrayBuffer) => recycleBatch(batch, b) || giveBuffer(b) : undefined;
+    const run = input !== undefined ? { input, inputOwner, inputBack, lines: true, bytes: true } : { encoded, lines: this.encodedOutput, bytes: this.bytesOutput };
     const p = this.engine.run(input !== undefined ? [] : batch, run).then((r) => {
       this.ctx.counters.add('matched', r.matched);
       if (r.malformed) {
@@ -133,7 +135,7 @@ export class RulesTransform extends Transform {
         // The buffer is free again once every piece is written.
         let unwritten = pieces.length;
         const buffer = r.bytes.buffer as ArrayBuffer;
-        for (const piece of pieces) setRecycle(piece, () => --unwritten === 0 && giveBuffer(buffer));
+        for (const piece of pieces) setRecycle(piece, (returned) => --unwritten === 0 && giveBuffer(returned ?? buffer));
       } else if ('plan' in r) {
         const lines: string[] = [];
         assembleLines(r, r.gen.out, lines, batch);

@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildPipeline } from '../../src/pipeline.js';
 import rulesStage from '../../src/transforms/rules.js';
-import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, markEncodedBytes, type StageContext } from '../../src/stage.js';
+import { StageCounters, MAX_BATCH, encodedBytes, isEncoded, markEncoded, markEncodedBytes, setBufferOwner, setRecycle, type StageContext } from '../../src/stage.js';
 import { projectJson, projectionFor } from '../../src/rules/projection.js';
 import { NativeProjector } from '../../src/rules/native-projection.js';
 import { loadRuleSet } from '../../src/rules/load.js';
@@ -433,4 +433,33 @@ t.test('a batch a worker fails ends the stream with its error, also while the st
   // One batch and the end at once: the failure comes while the stage flushes.
   const run = pipeline(Readable.from([markEncoded(texts.slice(0, 10))], { objectMode: true }), stage, sink);
   await t.rejects(run, /no rule set generation/, 'the pipeline fails with the worker\'s error (it used to spin in _flush)');
+});
+
+t.test('a batch that owns its buffer gets it back through its recycle mark, bytes unchanged, once the worker has read it', async (t) => {
+  const ctx = context('bytes');
+  const stage = (await rulesStage.create({ rulesdir: matchOnlyDir, workers: 2, reload: false }, ctx)) as NodeJS.ReadWriteStream;
+  const want = Buffer.from(texts.slice(0, MAX_BATCH).join('\n') + '\n');
+  const back: ArrayBuffer[] = [];
+  const batches: unknown[][] = [];
+  for (let k = 0; k < 6; k++) {
+    // owners: transferred to a worker; the last two are not and are copied (their recycle mark stays unused)
+    const buf = new ArrayBuffer(want.length + 100);
+    new Uint8Array(buf).set(want);
+    const b = markEncodedBytes(new Uint8Array(buf, 0, want.length), MAX_BATCH);
+    if (k < 4) setBufferOwner(b);
+    setRecycle(b, (returned) => void (returned !== undefined && back.push(returned)));
+    batches.push(b);
+  }
+  let lines = 0;
+  const sink = new Writable({ objectMode: true, write: (b: unknown[], _e, cb) => void ((lines += b.length), cb()) });
+  await pipeline(Readable.from(batches, { objectMode: true }), stage, sink);
+  t.equal(back.length, 4, 'each owner batch recycled with its buffer as it came back');
+  for (const b of back) {
+    t.equal(b.byteLength, want.length + 100, 'the whole buffer');
+    t.ok(Buffer.from(b, 0, want.length).equals(want), 'holding the same bytes: the worker only read them');
+  }
+  const owned = batches.slice(0, 4).map((b) => encodedBytes(b)!);
+  t.ok(owned.every((v) => v.buffer.byteLength === 0), 'the owners\' own handles were transferred');
+  t.ok(batches.slice(4).every((b) => encodedBytes(b)!.buffer.byteLength > 0), 'the others were copied, not transferred');
+  t.ok(lines > 0, `and the stage wrote its lines (${lines})`);
 });
