@@ -30,6 +30,7 @@ import { defineStage, decodeEncodedBytes, markEncodedBytes, recycleBatch, setBuf
 import rulesStage from '../src/transforms/rules.js';
 import { takeBuffer, giveBuffer, roomFor } from '../src/buffer-pool.js';
 import { benchRules } from './rule-set.js';
+import { hostScaling } from './host-scaling.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The corpus 600 times over (297,600 events): every pipeline run starts its own
@@ -373,9 +374,15 @@ function printThreads(threads: Map<string, { name: string; s: number }>): void {
 const aloneRounds = Number(process.env.BENCH_ALONE_ROUNDS ?? 12);
 const aloneScale: number[] = [];
 let aloneRatio = 0;
+// The peer for the 2 ÷ 1 figure (bench/host-scaling.ts): two threads of plain JavaScript on
+// the same events, a turn after each round's bursts. BENCH_HOST_SECONDS=0 leaves it out.
+const hostSeconds = Number(process.env.BENCH_HOST_SECONDS ?? 0.5);
+const hostTime = { 1: 0, 2: 0 };
+let hostRatio = 0;
 if (aloneRounds > 0) {
   const stages = { 1: await aloneStage(1), 2: await aloneStage(2) };
   for (const w of [1, 2] as const) await stages[w].burst(warmTimes);
+  const host = hostSeconds > 0 ? await hostScaling(linesText.toString('latin1').split('\n').filter((l) => l !== ''), hostSeconds) : undefined;
   const total = { 1: { s: 0, cpu: 0, lines: 0, copies: 0 }, 2: { s: 0, cpu: 0, lines: 0, copies: 0 } };
   // Every burst is the same batches: the same lines out, or a buffer sent again did not hold its bytes.
   let burstLines: number | undefined;
@@ -394,9 +401,18 @@ if (aloneRounds > 0) {
       for (const [t, v] of b.threads) threads[w].set(t, { name: v.name, s: (threads[w].get(t)?.s ?? 0) + v.s });
     }
     aloneScale.push(rate[2] / rate[1]);
-    console.log(`  2 workers / 1 worker = ${times2(rate[2] / rate[1])}`);
+    let hostLine = '';
+    if (host) {
+      const t = { 1: 0, 2: 0 };
+      for (const k of r % 2 ? ([1, 2] as const) : ([2, 1] as const)) t[k] = await host.turn(k);
+      hostTime[1] += t[1];
+      hostTime[2] += t[2];
+      hostLine = `; plain JavaScript, 2 threads / 1 thread = ${times2((2 * t[1]) / t[2])}`;
+    }
+    console.log(`  2 workers / 1 worker = ${times2(rate[2] / rate[1])}${hostLine}`);
   }
-  await Promise.all([stages[1].close(), stages[2].close()]);
+  await Promise.all([stages[1].close(), stages[2].close(), host?.close()]);
+  if (host) hostRatio = (2 * hostTime[1]) / hostTime[2];
   const all = { 1: 0, 2: 0 };
   for (const w of [1, 2] as const) {
     all[w] = report(`rule stage alone, ${w} worker${w > 1 ? 's' : ''}, all ${aloneRounds} bursts`, events * aloneRounds, total[w].lines, total[w].s, total[w].cpu, `; the feed copied ${total[w].copies} of ${batchesPerPass * aloneTimes * aloneRounds} batches`).rate;
@@ -420,6 +436,7 @@ if (rounds > 0) {
 console.log(`2 workers / 1 worker (target ≥ 1.6×):`);
 if (rounds > 0) console.log(`  pipeline ${fmt(scale, times2)}`);
 if (aloneRounds > 0) console.log(`  stage alone, ${aloneRounds} rounds: all bursts ${aloneRatio.toFixed(3)}× (${verdict(aloneRatio >= 1.6)}); rounds ${fmt(aloneScale, times2)}`);
+if (hostRatio > 0) console.log(`  the host, same rounds: two threads of plain JavaScript ${hostRatio.toFixed(3)}× one (JSON parse, a regex, JSON written to a buffer; nothing passed between threads): the stage gets ${pct(aloneRatio / hostRatio)} of that`);
 if (sinkKind === 'jsonl') console.log(`with fanout/filter routing (objects), 2 workers: cost ${fmt(routed, pct)}`);
 
 const pyDir = path.join(tmp, 'py');
