@@ -18,6 +18,7 @@ import { rsyslogReference } from './rsyslog-reference.js';
 import { rulesStages } from '../src/rules/server-keys.js';
 import { defaultWorkers } from '../src/rules/engine.js';
 import { benchRules } from './rule-set.js';
+import { launcherFlags } from './launcher-flags.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -69,7 +70,7 @@ async function startServer(tag: string, rules = false): Promise<Server> {
   };
   const file = path.join(work, `server-${tag}.json`);
   fs.writeFileSync(file, JSON.stringify(def));
-  const proc = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), skafe, 'run', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...launcherFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), skafe, 'run', file], { stdio: ['ignore', 'pipe', 'inherit'] });
   let count = 0;
   let want = Infinity;
   let done: (() => void) | undefined;
@@ -112,7 +113,7 @@ function startAgents(port: number, agents: number, perAgent: number, rate: numbe
     const k = Math.floor(agents / procs) + (p < agents % procs ? 1 : 0);
     const first = p * Math.ceil(agents / procs);
     const arg = { agents: k, first, events: perAgent, rate, port, dir: path.join(work, `agents-${tag}`), templates, cert: certs.client.cert, key: certs.client.key, ca: certs.ca };
-    const proc = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), path.join(here, 'delivery-agents.js'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...launcherFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []), path.join(here, 'delivery-agents.js'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
     out.push(
       new Promise<{ peakMb: number; pid: number }>((resolve, reject) => {
         let text = '';

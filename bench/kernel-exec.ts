@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auditStatus, takeKernelLock } from '../test/kernel/kernel-lock.js';
 import { PrivateAuditd } from '../test/kernel/private-auditd.js';
+import { launcherFlags } from './launcher-flags.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RULE = '-a always,exit -F arch=b64 -S execve -k bench';
@@ -94,7 +95,7 @@ async function measure(system: KernelExecResult['system'], rate: number, seconds
       { use: 'jsonl', path: 'events.jsonl' },
     ] }));
     output = path.join(work, 'events.jsonl');
-    const c = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, path.join(repoRoot, 'bin/skafe'), 'run', path.join(work, 'p.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...launcherFlags(), path.join(repoRoot, 'bin/skafe'), 'run', path.join(work, 'p.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForText(c, 'audit rules loaded');
     pids = () => [c.pid!];
     stop = async () => {

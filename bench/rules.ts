@@ -17,6 +17,10 @@
 // Also reported with BENCH_SINK=jsonl, not a target: the server's routing
 // shape, rules → fanout → filter on event.kind → two jsonl sinks, where the
 // rule stage emits objects (fanout does not take encoded batches).
+//
+// It measures in its own process, so it should run under the launcher's V8
+// flags as `npm run bench` starts it (the heap's sizes move the GC's work on
+// the feeding thread); run directly without them, it says so.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +35,7 @@ import rulesStage from '../src/transforms/rules.js';
 import { takeBuffer, giveBuffer, roomFor } from '../src/buffer-pool.js';
 import { benchRules } from './rule-set.js';
 import { hostScaling } from './host-scaling.js';
+import { launcherFlags, runsWithLauncherFlags } from './launcher-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The corpus 600 times over (297,600 events): every pipeline run starts its own
@@ -152,6 +157,7 @@ async function measure(label: string, def: PipelineDefinition, expected?: number
   return report(`${label} [from ${mark.events}]`, events - mark.events, lines, Number(end - mark.at) / 1e9, c.user + c.system, whole);
 }
 
+if (!runsWithLauncherFlags()) console.log(`(not under the launcher's V8 flags ${launcherFlags().join(' ')}: the figures are not of the process skafe runs; npm run bench -- rules passes them)`);
 const log = replayedLog(times);
 // One event per distinct audit(time:serial) of the corpus: what coalesce hands on, for the steady-state mark.
 const corpusEvents = new Set(fs.readFileSync(path.join(root, 'test/fixtures/dev-1/audit.log'), 'utf8').match(/audit\(\d+\.\d+:\d+\)/g)).size;
