@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 // of the process a server or an agent runs (V8 reads them only at start-up).
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const launcher = path.join(here, '../../bin/skafe');
+const launcher = path.join(here, '../../bin/skafe');
 
 export function launcherFlags(): string[] {
   const first = fs.readFileSync(launcher, 'utf8').split('\n', 1)[0]!;
