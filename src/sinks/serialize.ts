@@ -5,7 +5,8 @@ import type { SinkPosition } from '../link/services.js';
 export function toJsonLines(batch: Batch<unknown>): string | Uint8Array {
   const bytes = encodedBytes(batch);
   if (bytes) return bytes;
-  if (isEncoded(batch)) return batch.join('\n') + '\n';
+  // an empty batch (a release mark with nothing of this log's in it) writes nothing, not a blank line
+  if (isEncoded(batch)) return batch.length ? batch.join('\n') + '\n' : '';
   let s = '';
   for (let i = 0; i < batch.length; i++) s += JSON.stringify(batch[i]) + '\n';
   return s;

@@ -17,6 +17,7 @@ t.test('skafe demo runs the whole system with embedded defaults', async (t) => {
   t.equal(audit.length, expected.size, 'each once');
   t.ok(audit.every((e) => e.rule.name === 'all' && typeof e.agent.name === 'string' && e.agent.id), 'rule and agent identity on every line');
   const alerts = readJsonl(fs.readFileSync(path.join(dir, 'alerts.jsonl'), 'utf8'));
+  for (const f of ['events.jsonl', 'alerts.jsonl']) t.notMatch(fs.readFileSync(path.join(dir, f), 'utf8'), /(^|\n)\n/, `${f}: no blank lines`);
   t.ok(alerts.some((e) => e.rule.name === 'root-exec') && alerts.some((e) => e.rule.name === 'identity-change'), 'default rules raise alerts');
   t.ok(alerts.every((e) => e.event.kind === 'alert'));
   t.match(r.stderr, /mutual TLS/);
